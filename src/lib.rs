@@ -1,0 +1,59 @@
+//! One log file, rotated by size, shared safely by many processes.
+//!
+//! Pre-fork servers, worker pools and CLIs started by cron all want to append to one log
+//! file that `tail -F` and log shippers can follow. [`SharedFile`] makes that safe:
+//!
+//! - every event is appended while holding an exclusive `flock(2)` on a side lock file
+//!   (`app.log.lock`), so lines from different processes never interleave;
+//! - under that lock, the writer checks (by device and inode) that its handle still names
+//!   the live file and reopens it if another process rotated it or an operator moved it;
+//! - the size that decides rotation is read from disk under the lock, so exactly one
+//!   process rotates, and no file exceeds `max_bytes` unless it holds one event that is
+//!   larger on its own.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use tracing_shared_file::SharedFile;
+//! use tracing_subscriber::prelude::*;
+//!
+//! let log = SharedFile::builder("logs/app.log")
+//!     .max_bytes(10 * 1024 * 1024) // rotate before a write would take the file past 10 MiB
+//!     .max_files(5)                // keep app.log.1 (newest) ..= app.log.5
+//!     .build()?;
+//!
+//! tracing_subscriber::registry().with(log.layer()).init();
+//! tracing::info!("hello from process {}", std::process::id());
+//! # Ok::<(), tracing_shared_file::Error>(())
+//! ```
+//!
+//! Any `fmt` layer can write through it too:
+//! `tracing_subscriber::fmt::layer().json().with_writer(log.clone())`.
+//!
+//! # Platform support
+//!
+//! Unix, tested on Linux. Windows is not supported yet.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
+mod builder;
+mod error;
+mod handle;
+mod layer;
+mod lock;
+mod platform;
+mod report;
+mod rotation;
+mod stats;
+mod writer;
+
+pub use builder::{Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES};
+pub use error::{Error, ErrorKind};
+pub use layer::SharedFileLayer;
+pub use stats::Stats;
+pub use writer::{EventWriter, SharedFile};

@@ -1,0 +1,115 @@
+//! Size rotation and the names of rotated files.
+//!
+//! `app.log` rotates to `app.log.1` (newest) and the older archives shift up to
+//! `app.log.<max_files>`; whatever would fall beyond is deleted. Rotation runs only under
+//! the inter-process lock, so exactly one process performs each one.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The path of the `index`-th newest rotated file: `app.log` → `app.log.<index>`.
+pub(crate) fn archive_path(log_path: &Path, index: usize) -> PathBuf {
+    let mut name = OsString::from(log_path.as_os_str());
+    name.push(format!(".{index}"));
+    PathBuf::from(name)
+}
+
+/// Whether appending `incoming` bytes to a file of `current_len` bytes must rotate first.
+///
+/// An empty file never rotates, so one event larger than `max_bytes` still gets written,
+/// alone in its own file.
+pub(crate) fn must_rotate(current_len: u64, incoming: usize, max_bytes: u64) -> bool {
+    current_len > 0 && current_len.saturating_add(incoming as u64) > max_bytes
+}
+
+/// Shifts the archives up by one, oldest first, and renames the live file to `.1`.
+///
+/// Missing archives are skipped rather than treated as errors: a rotation killed half-way
+/// leaves a gap, and shifting oldest first never renames onto a file that still holds data.
+/// A live file that is already gone (an operator moved it) is not an error either.
+pub(crate) fn rotate(log_path: &Path, max_files: usize) -> io::Result<()> {
+    remove_if_exists(&archive_path(log_path, max_files))?;
+    for index in (1..max_files).rev() {
+        rename_if_exists(
+            &archive_path(log_path, index),
+            &archive_path(log_path, index + 1),
+        )?;
+    }
+    rename_if_exists(log_path, &archive_path(log_path, 1))
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_append_the_index() {
+        assert_eq!(
+            archive_path(Path::new("/var/log/app.log"), 3),
+            PathBuf::from("/var/log/app.log.3")
+        );
+    }
+
+    #[test]
+    fn rotation_threshold_counts_the_incoming_event() {
+        assert!(!must_rotate(0, 500, 100), "an empty file takes any event");
+        assert!(!must_rotate(60, 40, 100), "exactly full is allowed");
+        assert!(must_rotate(60, 41, 100));
+        assert!(must_rotate(u64::MAX, 1, 100), "no overflow");
+    }
+
+    #[test]
+    fn rotate_shifts_oldest_first_and_drops_beyond_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let write = |p: &Path, s: &str| std::fs::write(p, s).unwrap();
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        write(&log, "live");
+        write(&archive_path(&log, 1), "one");
+        write(&archive_path(&log, 2), "two");
+        write(&archive_path(&log, 3), "three");
+
+        rotate(&log, 3).unwrap();
+
+        assert!(!log.exists());
+        assert_eq!(read(&archive_path(&log, 1)), "live");
+        assert_eq!(read(&archive_path(&log, 2)), "one");
+        assert_eq!(read(&archive_path(&log, 3)), "two");
+        assert!(!archive_path(&log, 4).exists());
+    }
+
+    #[test]
+    fn rotate_tolerates_a_gap_without_overwriting() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "live").unwrap();
+        std::fs::write(archive_path(&log, 2), "two").unwrap();
+
+        rotate(&log, 5).unwrap();
+
+        assert_eq!(
+            std::fs::read_to_string(archive_path(&log, 1)).unwrap(),
+            "live"
+        );
+        assert!(!archive_path(&log, 2).exists());
+        assert_eq!(
+            std::fs::read_to_string(archive_path(&log, 3)).unwrap(),
+            "two"
+        );
+    }
+}
