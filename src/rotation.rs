@@ -23,20 +23,36 @@ pub(crate) fn must_rotate(current_len: u64, incoming: usize, max_bytes: u64) -> 
     current_len > 0 && current_len.saturating_add(incoming as u64) > max_bytes
 }
 
-/// Shifts the archives up by one, oldest first, and renames the live file to `.1`.
+/// Renames the live file to `.1` after shifting the archives in its way up by one.
 ///
-/// Missing archives are skipped rather than treated as errors: a rotation killed half-way
-/// leaves a gap, and shifting oldest first never renames onto a file that still holds data.
-/// A live file that is already gone (an operator moved it) is not an error either.
+/// Only the run of archives from `.1` up to the first free number moves, newest last, so
+/// a gap left by a rotation that was killed half-way is filled rather than overwritten.
+/// When the run reaches `max_files`, the oldest archive is deleted to make room. A live
+/// file that is already gone (an operator moved it) is not an error.
 pub(crate) fn rotate(log_path: &Path, max_files: usize) -> io::Result<()> {
-    remove_if_exists(&archive_path(log_path, max_files))?;
-    for index in (1..max_files).rev() {
+    let mut free = 1;
+    while free <= max_files && exists(&archive_path(log_path, free))? {
+        free += 1;
+    }
+    if free > max_files {
+        remove_if_exists(&archive_path(log_path, max_files))?;
+        free = max_files;
+    }
+    for index in (1..free).rev() {
         rename_if_exists(
             &archive_path(log_path, index),
             &archive_path(log_path, index + 1),
         )?;
     }
     rename_if_exists(log_path, &archive_path(log_path, 1))
+}
+
+fn exists(path: &Path) -> io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn remove_if_exists(path: &Path) -> io::Result<()> {
@@ -94,22 +110,35 @@ mod tests {
     }
 
     #[test]
-    fn rotate_tolerates_a_gap_without_overwriting() {
+    fn rotate_fills_a_gap_without_overwriting() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("app.log");
+        let read = |index| std::fs::read_to_string(archive_path(&log, index)).unwrap();
+        // A rotation killed after moving .2 to .3 left a gap at .2.
+        std::fs::write(&log, "live").unwrap();
+        std::fs::write(archive_path(&log, 1), "one").unwrap();
+        std::fs::write(archive_path(&log, 3), "old").unwrap();
+
+        rotate(&log, 5).unwrap();
+
+        assert_eq!(read(1), "live");
+        assert_eq!(read(2), "one");
+        assert_eq!(read(3), "old");
+        assert!(!archive_path(&log, 4).exists());
+    }
+
+    #[test]
+    fn rotate_after_a_kill_before_the_last_rename_fills_slot_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let read = |index| std::fs::read_to_string(archive_path(&log, index)).unwrap();
         std::fs::write(&log, "live").unwrap();
         std::fs::write(archive_path(&log, 2), "two").unwrap();
 
         rotate(&log, 5).unwrap();
 
-        assert_eq!(
-            std::fs::read_to_string(archive_path(&log, 1)).unwrap(),
-            "live"
-        );
-        assert!(!archive_path(&log, 2).exists());
-        assert_eq!(
-            std::fs::read_to_string(archive_path(&log, 3)).unwrap(),
-            "two"
-        );
+        assert_eq!(read(1), "live");
+        assert_eq!(read(2), "two");
+        assert!(!archive_path(&log, 3).exists());
     }
 }

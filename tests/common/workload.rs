@@ -1,0 +1,247 @@
+//! The records that test writers log, and the child-process writer that logs them.
+//!
+//! A record names its writer (process, thread) and sequence number, and carries a payload
+//! derived from those three, so the verifier can tell an intact line from a torn one
+//! without any other state. Shared by the tests and the examples (through `#[path]`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Identifies one writer: a thread in a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WriterId {
+    pub process: u32,
+    pub thread: u32,
+}
+
+/// The message logged for `seq` by `writer`: `REC p=.. t=.. s=.. x=<payload> END`.
+pub fn record(writer: WriterId, seq: u64) -> String {
+    format!(
+        "REC p={} t={} s={} x={} END",
+        writer.process,
+        writer.thread,
+        seq,
+        payload(writer, seq)
+    )
+}
+
+/// A whole line as the fmt layer would write it, for tests that write without `tracing`.
+pub fn fmt_line(writer: WriterId, seq: u64) -> String {
+    format!(
+        "2026-11-26T15:00:00.000000Z  INFO workload: {}\n",
+        record(writer, seq)
+    )
+}
+
+/// Deterministic filler of 8 to 71 characters, different for every record.
+pub fn payload(writer: WriterId, seq: u64) -> String {
+    let mut state = (u64::from(writer.process) << 48) ^ (u64::from(writer.thread) << 32) ^ seq;
+    let mut next = || {
+        // splitmix64: cheap and well mixed, enough to make neighbouring records differ.
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let len = 8 + (next() % 64) as usize;
+    (0..len)
+        .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize] as char)
+        .collect()
+}
+
+/// What one child writer process does, passed through environment variables so that the
+/// tests and the demo can spawn the same worker.
+#[derive(Debug, Clone)]
+pub struct WriterSpec {
+    pub log: PathBuf,
+    pub max_bytes: u64,
+    pub max_files: usize,
+    pub process: u32,
+    pub threads: u32,
+    pub lines_per_thread: u64,
+    /// The child creates `<sync_dir>/ready.<process>` once built, then waits for
+    /// `<sync_dir>/go` before logging, so that all children really overlap.
+    pub sync_dir: PathBuf,
+    pub mode: WriteMode,
+}
+
+/// How a worker hands its records to the library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// `tracing::info!` through `SharedFile::layer()`, as applications do.
+    Tracing,
+    /// Straight to the `MakeWriter` writer in three `write` calls per line, as a
+    /// hand-written writer might: the event must still land whole.
+    Pieces,
+}
+
+const ENV_LOG: &str = "TSF_WORKER_LOG";
+const ENV_MAX_BYTES: &str = "TSF_WORKER_MAX_BYTES";
+const ENV_MAX_FILES: &str = "TSF_WORKER_MAX_FILES";
+const ENV_PROCESS: &str = "TSF_WORKER_PROCESS";
+const ENV_THREADS: &str = "TSF_WORKER_THREADS";
+const ENV_LINES: &str = "TSF_WORKER_LINES";
+const ENV_SYNC_DIR: &str = "TSF_WORKER_SYNC_DIR";
+const ENV_MODE: &str = "TSF_WORKER_MODE";
+
+impl WriterSpec {
+    /// The spec handed to this process by its parent, if it is a worker.
+    pub fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var_os(name);
+        let num = |name: &str| -> u64 {
+            std::env::var(name)
+                .unwrap_or_else(|_| panic!("{name} missing"))
+                .parse()
+                .unwrap_or_else(|_| panic!("{name} not a number"))
+        };
+        Some(WriterSpec {
+            log: PathBuf::from(var(ENV_LOG)?),
+            max_bytes: num(ENV_MAX_BYTES),
+            max_files: num(ENV_MAX_FILES) as usize,
+            process: num(ENV_PROCESS) as u32,
+            threads: num(ENV_THREADS) as u32,
+            lines_per_thread: num(ENV_LINES),
+            sync_dir: PathBuf::from(var(ENV_SYNC_DIR).expect("sync dir missing")),
+            mode: match std::env::var(ENV_MODE).as_deref() {
+                Ok("pieces") => WriteMode::Pieces,
+                _ => WriteMode::Tracing,
+            },
+        })
+    }
+
+    /// Sets this spec on a command that starts a worker.
+    pub fn apply(&self, command: &mut std::process::Command) {
+        command
+            .env(ENV_LOG, &self.log)
+            .env(ENV_MAX_BYTES, self.max_bytes.to_string())
+            .env(ENV_MAX_FILES, self.max_files.to_string())
+            .env(ENV_PROCESS, self.process.to_string())
+            .env(ENV_THREADS, self.threads.to_string())
+            .env(ENV_LINES, self.lines_per_thread.to_string())
+            .env(ENV_SYNC_DIR, &self.sync_dir)
+            .env(
+                ENV_MODE,
+                match self.mode {
+                    WriteMode::Tracing => "tracing",
+                    WriteMode::Pieces => "pieces",
+                },
+            );
+    }
+
+    pub fn writers(&self) -> impl Iterator<Item = WriterId> + '_ {
+        (0..self.threads).map(|thread| WriterId {
+            process: self.process,
+            thread,
+        })
+    }
+}
+
+/// Waits (polling) until `path` exists; panics after a minute so a broken test cannot hang.
+pub fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs one worker process: build the shared file, signal ready, wait for the start
+/// signal, log every record from `threads` threads as `spec.mode` says.
+pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
+    use std::io::Write;
+    use tracing_subscriber::fmt::MakeWriter;
+    use tracing_subscriber::prelude::*;
+
+    let log = tracing_shared_file::SharedFile::builder(&spec.log)
+        .max_bytes(spec.max_bytes)
+        .max_files(spec.max_files)
+        .build()
+        .expect("worker cannot build its SharedFile");
+    tracing_subscriber::registry().with(log.layer()).init();
+
+    std::fs::write(spec.sync_dir.join(format!("ready.{}", spec.process)), b"")
+        .expect("cannot signal ready");
+    wait_for_file(&spec.sync_dir.join("go"));
+
+    let log = &log;
+    std::thread::scope(|scope| {
+        for writer in spec.writers() {
+            scope.spawn(move || {
+                for seq in 0..spec.lines_per_thread {
+                    match spec.mode {
+                        WriteMode::Tracing => {
+                            tracing::info!(target: "workload", "{}", record(writer, seq));
+                        }
+                        WriteMode::Pieces => {
+                            let line = fmt_line(writer, seq);
+                            let (head, tail) = line.split_at(line.len() / 2);
+                            let mut event = log.make_writer();
+                            for piece in [head, tail, ""] {
+                                event.write_all(piece.as_bytes()).expect("write a piece");
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    log.stats()
+}
+
+/// Worker processes started together: each is spawned, built and ready before any logs.
+#[derive(Debug)]
+pub struct Workers {
+    children: Vec<(u32, std::process::Child)>,
+}
+
+impl Workers {
+    /// Spawns one worker per spec with `command()` (a command that runs [`run_writer`]
+    /// when it finds a spec in its environment), waits until all are ready, then lets them
+    /// all start at once.
+    pub fn start(command: impl Fn() -> std::process::Command, specs: &[WriterSpec]) -> Self {
+        let children = specs
+            .iter()
+            .map(|spec| {
+                let mut cmd = command();
+                spec.apply(&mut cmd);
+                // A worker's stdout is the test harness's chatter; its stderr carries panics.
+                cmd.stdout(std::process::Stdio::null());
+                let child = cmd.spawn().expect("cannot spawn worker");
+                (spec.process, child)
+            })
+            .collect();
+        let workers = Workers { children };
+        for spec in specs {
+            wait_for_file(&spec.sync_dir.join(format!("ready.{}", spec.process)));
+        }
+        if let Some(spec) = specs.first() {
+            std::fs::write(spec.sync_dir.join("go"), b"").expect("cannot signal go");
+        }
+        workers
+    }
+
+    /// Waits for every worker and panics if one failed.
+    pub fn wait(mut self) {
+        for (process, child) in &mut self.children {
+            let status = child.wait().expect("cannot wait for worker");
+            assert!(status.success(), "worker {process} failed: {status}");
+        }
+        self.children.clear();
+    }
+}
+
+impl Drop for Workers {
+    /// A panicking test must not leave workers behind.
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
