@@ -1,11 +1,14 @@
 //! [`Builder`]: configuration of a [`SharedFile`], checked once at build time.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
 use crate::handle::LogHandle;
 use crate::lock::LockFile;
-use crate::writer::SharedFile;
+use crate::report::{ErrorHook, IoFailure};
+use crate::writer::{Parts, SharedFile};
 
 /// The default for [`Builder::max_bytes`]: 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -31,11 +34,12 @@ pub const DEFAULT_MAX_FILES: usize = 5;
 ///     .build()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Builder {
     path: PathBuf,
     max_bytes: u64,
     max_files: usize,
+    on_error: Option<ErrorHook>,
 }
 
 impl Builder {
@@ -44,6 +48,7 @@ impl Builder {
             path: path.to_path_buf(),
             max_bytes: DEFAULT_MAX_BYTES,
             max_files: DEFAULT_MAX_FILES,
+            on_error: None,
         }
     }
 
@@ -83,6 +88,36 @@ impl Builder {
         self
     }
 
+    /// Calls `hook` with every I/O failure on the write path, instead of the default:
+    /// a line on stderr, at most once every 10 seconds (with a count of the ones
+    /// suppressed in between). Every failure is also counted in
+    /// [`SharedFile::stats`](crate::SharedFile::stats).
+    ///
+    /// The hook runs after the locks are released. It must not log through the same
+    /// `SharedFile` (that would recurse); a panic in it is caught and ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use tracing_shared_file::SharedFile;
+    ///
+    /// static LOST: AtomicU64 = AtomicU64::new(0);
+    /// let builder = SharedFile::builder("logs/app.log").on_error(|failure| {
+    ///     if failure.event_dropped() {
+    ///         LOST.fetch_add(1, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// ```
+    #[must_use]
+    pub fn on_error<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&IoFailure<'_>) + Send + Sync + 'static,
+    {
+        self.on_error = Some(Arc::new(hook));
+        self
+    }
+
     /// Checks the options, creates missing parent directories, and opens the lock file
     /// (`<path>.lock`) and the log file.
     ///
@@ -107,6 +142,7 @@ impl Builder {
             path,
             max_bytes,
             max_files,
+            on_error,
         } = self;
         if path.file_name().is_none() || ends_with_separator(&path) {
             return Err(Error::config(ErrorKind::NoFileName, &path));
@@ -118,8 +154,9 @@ impl Builder {
             return Err(Error::config(ErrorKind::ZeroMaxFiles, &path));
         }
         // Absolute, so that a later change of working directory cannot split the processes.
-        let path =
-            std::path::absolute(&path).map_err(|e| Error::io(ErrorKind::OpenLogFile, &path, e))?;
+        let path = std::path::absolute(&path)
+            .and_then(|absolute| resolve_symlinks(&absolute))
+            .map_err(|e| Error::io(ErrorKind::OpenLogFile, &path, e))?;
         if path.is_dir() {
             return Err(Error::config(ErrorKind::IsDirectory, &path));
         }
@@ -132,10 +169,51 @@ impl Builder {
             .map_err(|e| Error::io(ErrorKind::OpenLockFile, &lock_path, e))?;
         let handle =
             LogHandle::open(&path).map_err(|e| Error::io(ErrorKind::OpenLogFile, &path, e))?;
-        Ok(SharedFile::from_parts(
-            path, max_bytes, max_files, lock, handle,
-        ))
+        Ok(SharedFile::from_parts(Parts {
+            path,
+            lock_path,
+            max_bytes,
+            max_files,
+            lock,
+            handle,
+            on_error,
+        }))
     }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("path", &self.path)
+            .field("max_bytes", &self.max_bytes)
+            .field("max_files", &self.max_files)
+            .field("on_error", &self.on_error.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
+/// Follows `path` while it is a symbolic link, so that rotation renames the real file
+/// (and the lock sits beside it) rather than moving the link away. The target need not
+/// exist yet.
+fn resolve_symlinks(path: &Path) -> std::io::Result<PathBuf> {
+    // The kernel's own limit on links followed in one lookup.
+    const MAX_LINKS: usize = 40;
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match std::fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                let target = std::fs::read_link(&path)?;
+                path = match path.parent() {
+                    Some(parent) => parent.join(target),
+                    None => target,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "more than {MAX_LINKS} symbolic links to follow"
+    )))
 }
 
 /// `logs/app.log/` names a directory to the OS even though `Path` drops the slash.

@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::lock::WriteIntent;
 use crate::platform::FileId;
 
 /// An append-mode handle on the log file, remembering which file it opened.
@@ -18,11 +19,15 @@ pub(crate) struct LogHandle {
 }
 
 impl LogHandle {
-    /// Opens `path` for appending, creating it if missing.
+    /// Opens `path` for appending, creating it (and its directory) if missing.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().append(true).create(true).open(path)?;
+        let file = open_creating_dirs(path, OpenOptions::new().append(true).create(true))?;
         let id = FileId::of(&file.metadata()?);
         Ok(LogHandle { file, id })
+    }
+
+    pub(crate) fn id(&self) -> FileId {
+        self.id
     }
 
     /// Whether `path` no longer names the file this handle points at.
@@ -52,5 +57,34 @@ impl LogHandle {
             let _ = self.file.set_len(len_before);
         }
         result
+    }
+
+    /// Cuts off what remains of an append that a killed process started on this file and
+    /// did not finish. Returns whether anything was cut.
+    pub(crate) fn repair(&self, intent: &WriteIntent) -> io::Result<bool> {
+        if intent.file != self.id {
+            return Ok(false);
+        }
+        let len = self.len()?;
+        let end = intent.len_before.saturating_add(intent.len);
+        // A complete append stays: the process died after writing it whole.
+        if len > intent.len_before && len < end {
+            self.file.set_len(intent.len_before)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Opens `path` with `options`, recreating its directory first if an operator removed it.
+pub(crate) fn open_creating_dirs(path: &Path, options: &OpenOptions) -> io::Result<File> {
+    match options.open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            options.open(path)
+        }
+        result => result,
     }
 }

@@ -43,6 +43,7 @@
 
 mod builder;
 mod error;
+mod fork;
 mod handle;
 mod layer;
 mod lock;
@@ -55,5 +56,6 @@ mod writer;
 pub use builder::{Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES};
 pub use error::{Error, ErrorKind};
 pub use layer::SharedFileLayer;
+pub use report::IoFailure;
 pub use stats::Stats;
 pub use writer::{EventWriter, SharedFile};

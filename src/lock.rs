@@ -3,19 +3,45 @@
 //! The lock lives on its own file because rotation renames the log file: a lock on the
 //! log itself would stop excluding anyone the moment it was renamed. Rotation never
 //! renames or deletes the lock file.
+//!
+//! The lock file's first page is also mapped shared into every process. The lock holder
+//! records there the append it is about to make, so that if it is killed half-way, the
+//! next holder can cut the partial line off.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::SeqCst;
 
-/// The side lock file of one log file, held open for the life of a [`SharedFile`](crate::SharedFile).
+use crate::platform::{FileId, SharedPage};
+
+/// Words of the shared page; all are read and written only under the flock.
+const INTENT_ACTIVE: usize = 0;
+const INTENT_DEV: usize = 1;
+const INTENT_INO: usize = 2;
+const INTENT_LEN_BEFORE: usize = 3;
+const INTENT_LEN: usize = 4;
+
+/// The side lock file of one log file, held open for the life of a
+/// [`SharedFile`](crate::SharedFile) (and reopened after a fork).
 ///
 /// flock belongs to the open file description, which all threads of a process share, so
 /// this lock excludes other processes only: callers serialise their own threads first.
 #[derive(Debug)]
 pub(crate) struct LockFile {
+    // Declared before `file` so it is unmapped before the file closes.
+    page: SharedPage,
     file: File,
+    id: FileId,
+}
+
+/// An append that a lock holder announced and never finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WriteIntent {
+    pub(crate) file: FileId,
+    pub(crate) len_before: u64,
+    pub(crate) len: u64,
 }
 
 impl LockFile {
@@ -26,34 +52,111 @@ impl LockFile {
         PathBuf::from(name)
     }
 
+    /// Opens (creating it, and its directory, if missing) the lock file at `path`.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
-        // Write access is what Windows' LockFileEx will need; flock itself needs none.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        Ok(LockFile { file })
+        // Write access is what mapping the page needs; flock itself needs none.
+        let file = crate::handle::open_creating_dirs(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )?;
+        let metadata = file.metadata()?;
+        if metadata.len() < SharedPage::LEN as u64 {
+            // Growing is idempotent, so processes racing here all end with the same file.
+            file.set_len(SharedPage::LEN as u64)?;
+        }
+        let page = SharedPage::map(&file)?;
+        Ok(LockFile {
+            page,
+            file,
+            id: FileId::of(&metadata),
+        })
     }
 
-    /// Blocks until this process holds the lock exclusively.
-    pub(crate) fn lock(&self) -> io::Result<LockGuard<'_>> {
-        self.file.lock()?;
-        Ok(LockGuard { file: &self.file })
+    /// Blocks until this process holds the lock on this file exclusively.
+    pub(crate) fn acquire(&self) -> io::Result<()> {
+        self.file.lock()
+    }
+
+    pub(crate) fn release(&self) {
+        // An unlock can only fail on a bad descriptor, and closing the file would release
+        // the lock anyway; nothing useful can be done with the error here.
+        let _ = self.file.unlock();
+    }
+
+    /// Whether `path` still names this lock file, and the file is long enough to touch
+    /// its shared page. An operator may delete it (processes that reopen by name would
+    /// then lock a different file) or truncate it (touching the page would then fault).
+    pub(crate) fn is_current(&self, path: &Path) -> io::Result<bool> {
+        match std::fs::metadata(path) {
+            Ok(metadata) if FileId::of(&metadata) == self.id => {
+                if metadata.len() < SharedPage::LEN as u64 {
+                    self.file.set_len(SharedPage::LEN as u64)?;
+                }
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Announces an append; call only while holding the lock.
+    pub(crate) fn begin_write(&self, intent: WriteIntent) {
+        let word = |i| self.page.word(i);
+        word(INTENT_DEV).store(intent.file.dev, SeqCst);
+        word(INTENT_INO).store(intent.file.ino, SeqCst);
+        word(INTENT_LEN_BEFORE).store(intent.len_before, SeqCst);
+        word(INTENT_LEN).store(intent.len, SeqCst);
+        word(INTENT_ACTIVE).store(1, SeqCst);
+    }
+
+    /// Marks the announced append as finished (whole, or cut back after an error).
+    pub(crate) fn end_write(&self) {
+        self.page.word(INTENT_ACTIVE).store(0, SeqCst);
+    }
+
+    /// The append a previous holder announced but did not finish, because it died; call
+    /// only while holding the lock, and [`LockFile::end_write`] once it is dealt with.
+    pub(crate) fn interrupted_write(&self) -> Option<WriteIntent> {
+        let word = |i| self.page.word(i);
+        if word(INTENT_ACTIVE).load(SeqCst) == 0 {
+            return None;
+        }
+        let intent = WriteIntent {
+            file: FileId {
+                dev: word(INTENT_DEV).load(SeqCst),
+                ino: word(INTENT_INO).load(SeqCst),
+            },
+            len_before: word(INTENT_LEN_BEFORE).load(SeqCst),
+            len: word(INTENT_LEN).load(SeqCst),
+        };
+        Some(intent)
     }
 }
 
 /// Releases the lock when dropped, on every path out of the critical section.
 #[derive(Debug)]
 pub(crate) struct LockGuard<'a> {
-    file: &'a File,
+    lock: &'a LockFile,
+}
+
+impl<'a> LockGuard<'a> {
+    /// Takes over a lock that `lock` already holds.
+    pub(crate) fn held(lock: &'a LockFile) -> Self {
+        LockGuard { lock }
+    }
+
+    pub(crate) fn lock_file(&self) -> &'a LockFile {
+        self.lock
+    }
 }
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        // An unlock can only fail on a bad descriptor, and closing the file would release
-        // the lock anyway; nothing useful can be done with the error here.
-        let _ = self.file.unlock();
+        self.lock.release();
     }
 }

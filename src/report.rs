@@ -1,50 +1,151 @@
-//! Reporting errors from the write path without flooding stderr.
+//! Reporting what goes wrong on the write path: to the user's hook, or to stderr without
+//! flooding it.
 
+use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
 
-/// At most one report per this interval; the ones in between are counted and summarised.
-const REPORT_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Prints write-path errors on stderr, the first at once and then at most one per
-/// [`REPORT_INTERVAL`], saying how many were suppressed in between.
-#[derive(Debug, Default)]
-pub(crate) struct ErrorReporter {
-    state: Mutex<ReportState>,
+/// An I/O failure while logging, as handed to the hook set with
+/// [`Builder::on_error`](crate::Builder::on_error).
+///
+/// # Examples
+///
+/// ```
+/// use tracing_shared_file::{IoFailure, SharedFile};
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = SharedFile::builder(dir.path().join("app.log"))
+///     .on_error(|failure: &IoFailure<'_>| {
+///         eprintln!(
+///             "logging to {} failed (event dropped: {}): {}",
+///             failure.path().display(),
+///             failure.event_dropped(),
+///             failure.error()
+///         );
+///     })
+///     .build()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct IoFailure<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) error: &'a io::Error,
+    pub(crate) event_dropped: bool,
 }
 
-#[derive(Debug, Default)]
-struct ReportState {
-    last_report: Option<Instant>,
-    suppressed: u64,
+impl IoFailure<'_> {
+    /// The log file concerned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tracing_shared_file::IoFailure;
+    /// fn hook(failure: &IoFailure<'_>) {
+    ///     eprintln!("{}", failure.path().display());
+    /// }
+    /// ```
+    pub fn path(&self) -> &Path {
+        self.path
+    }
+
+    /// The error from the operating system.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tracing_shared_file::IoFailure;
+    /// fn hook(failure: &IoFailure<'_>) {
+    ///     if failure.error().kind() == std::io::ErrorKind::StorageFull {
+    ///         // page someone
+    ///     }
+    /// }
+    /// ```
+    pub fn error(&self) -> &io::Error {
+        self.error
+    }
+
+    /// Whether the event was lost. A failed rotation does not lose the event: it is
+    /// appended to the live file, which then grows past `max_bytes`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use tracing_shared_file::IoFailure;
+    /// fn hook(failure: &IoFailure<'_>) {
+    ///     if failure.event_dropped() {
+    ///         eprintln!("a log line was lost: {}", failure.error());
+    ///     }
+    /// }
+    /// ```
+    pub fn event_dropped(&self) -> bool {
+        self.event_dropped
+    }
 }
 
-impl ErrorReporter {
-    pub(crate) fn report(&self, what: &str, path: &Path, error: &io::Error) {
-        // A poisoned or contended reporter must never block or fail the write path.
-        let Ok(mut state) = self.state.try_lock() else {
-            return;
+impl fmt::Display for IoFailure<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.event_dropped {
+            "cannot write to log file"
+        } else {
+            "cannot rotate log file (event written to the live file)"
         };
-        let now = Instant::now();
-        if let Some(last) = state.last_report
-            && now.duration_since(last) < REPORT_INTERVAL
+        write!(f, "{what} `{}`: {}", self.path.display(), self.error)
+    }
+}
+
+/// The user's error hook.
+pub(crate) type ErrorHook = Arc<dyn Fn(&IoFailure<'_>) + Send + Sync>;
+
+/// At most one report per this many milliseconds; the ones in between are counted and
+/// summarised in the next.
+const REPORT_INTERVAL_MS: u64 = 10_000;
+
+/// Prints messages on stderr, the first at once and then at most one per
+/// [`REPORT_INTERVAL_MS`], saying how many were suppressed in between.
+///
+/// Lock-free, so that a fork or a panic elsewhere can never leave it blocked.
+#[derive(Debug)]
+pub(crate) struct RateLimitedStderr {
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last report, plus one; 0 means never.
+    last_report: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Default for RateLimitedStderr {
+    fn default() -> Self {
+        RateLimitedStderr {
+            epoch: Instant::now(),
+            last_report: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl RateLimitedStderr {
+    pub(crate) fn report(&self, message: fmt::Arguments<'_>) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let last = self.last_report.load(Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= REPORT_INTERVAL_MS;
+        if !due
+            || self
+                .last_report
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
         {
-            state.suppressed += 1;
+            self.suppressed.fetch_add(1, Relaxed);
             return;
         }
-        let suppressed = std::mem::take(&mut state.suppressed);
-        state.last_report = Some(now);
-        drop(state);
+        let suppressed = self.suppressed.swap(0, Relaxed);
         let mut stderr = io::stderr().lock();
-        let _ = write!(
-            stderr,
-            "tracing-shared-file: {what} `{}`: {error}",
-            path.display()
-        );
+        let _ = write!(stderr, "tracing-shared-file: {message}");
         if suppressed > 0 {
-            let _ = write!(stderr, " ({suppressed} similar errors suppressed)");
+            let _ = write!(stderr, " ({suppressed} more suppressed)");
         }
         let _ = writeln!(stderr);
     }

@@ -31,7 +31,7 @@ pub(crate) fn must_rotate(current_len: u64, incoming: usize, max_bytes: u64) -> 
 /// file that is already gone (an operator moved it) is not an error.
 pub(crate) fn rotate(log_path: &Path, max_files: usize) -> io::Result<()> {
     let mut free = 1;
-    while free <= max_files && exists(&archive_path(log_path, free))? {
+    while free <= max_files && slot_taken(&archive_path(log_path, free))? {
         free += 1;
     }
     if free > max_files {
@@ -47,9 +47,15 @@ pub(crate) fn rotate(log_path: &Path, max_files: usize) -> io::Result<()> {
     rename_if_exists(log_path, &archive_path(log_path, 1))
 }
 
-fn exists(path: &Path) -> io::Result<bool> {
+/// Whether an archive name is in use. Anything there but a file or a link to one (a
+/// directory, say) is not ours to move or delete, so rotation stops with an error.
+fn slot_taken(path: &Path) -> io::Result<bool> {
     match std::fs::symlink_metadata(path) {
-        Ok(_) => Ok(true),
+        Ok(metadata) if metadata.is_file() || metadata.file_type().is_symlink() => Ok(true),
+        Ok(_) => Err(io::Error::other(format!(
+            "`{}` is in the way of rotation and is not a regular file; remove or rename it",
+            path.display()
+        ))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
@@ -125,6 +131,25 @@ mod tests {
         assert_eq!(read(2), "one");
         assert_eq!(read(3), "old");
         assert!(!archive_path(&log, 4).exists());
+    }
+
+    #[test]
+    fn a_directory_in_the_chain_stops_rotation_without_moving_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "live").unwrap();
+        std::fs::write(archive_path(&log, 1), "one").unwrap();
+        std::fs::create_dir(archive_path(&log, 2)).unwrap();
+
+        let err = rotate(&log, 5).unwrap_err();
+
+        assert!(err.to_string().contains("app.log.2"), "{err}");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "live");
+        assert_eq!(
+            std::fs::read_to_string(archive_path(&log, 1)).unwrap(),
+            "one"
+        );
+        assert!(archive_path(&log, 2).is_dir());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -10,9 +11,10 @@ use std::time::Instant;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::builder::Builder;
+use crate::fork;
 use crate::handle::LogHandle;
-use crate::lock::LockFile;
-use crate::report::ErrorReporter;
+use crate::lock::{LockFile, LockGuard, WriteIntent};
+use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
 use crate::rotation;
 use crate::stats::{Counters, Stats};
 
@@ -55,19 +57,47 @@ pub struct SharedFile {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     path: PathBuf,
+    lock_path: PathBuf,
     max_bytes: u64,
     max_files: usize,
     /// Serialises this process's threads: they all share one flock description.
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
     counters: Counters,
-    reporter: ErrorReporter,
+    on_error: Option<ErrorHook>,
+    error_reports: RateLimitedStderr,
+    notices: RateLimitedStderr,
 }
 
-struct State {
+pub(crate) struct State {
     lock: LockFile,
     handle: LogHandle,
+    /// The fork generation `lock` was opened in; a forked child must open its own.
+    fork_generation: u64,
+}
+
+/// What happened under the lock that must be reported after it is released, so that a
+/// slow or panicking hook never runs inside the critical section.
+#[derive(Default)]
+struct Outcome {
+    rotation_error: Option<io::Error>,
+    lock_file_replaced: bool,
+    repaired_partial_write: bool,
+}
+
+/// How often in a row the lock file may be found replaced before giving up on an event.
+const LOCK_ATTEMPTS: usize = 8;
+
+/// Everything [`SharedFile`] is built from.
+pub(crate) struct Parts {
+    pub(crate) path: PathBuf,
+    pub(crate) lock_path: PathBuf,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_files: usize,
+    pub(crate) lock: LockFile,
+    pub(crate) handle: LogHandle,
+    pub(crate) on_error: Option<ErrorHook>,
 }
 
 impl SharedFile {
@@ -87,23 +117,24 @@ impl SharedFile {
         Builder::new(path.as_ref())
     }
 
-    pub(crate) fn from_parts(
-        path: PathBuf,
-        max_bytes: u64,
-        max_files: usize,
-        lock: LockFile,
-        handle: LogHandle,
-    ) -> Self {
-        SharedFile {
-            inner: Arc::new(Inner {
-                path,
-                max_bytes,
-                max_files,
-                state: Mutex::new(State { lock, handle }),
-                counters: Counters::default(),
-                reporter: ErrorReporter::default(),
+    pub(crate) fn from_parts(parts: Parts) -> Self {
+        let inner = Arc::new(Inner {
+            path: parts.path,
+            lock_path: parts.lock_path,
+            max_bytes: parts.max_bytes,
+            max_files: parts.max_files,
+            state: Mutex::new(State {
+                lock: parts.lock,
+                handle: parts.handle,
+                fork_generation: fork::generation(),
             }),
-        }
+            counters: Counters::default(),
+            on_error: parts.on_error,
+            error_reports: RateLimitedStderr::default(),
+            notices: RateLimitedStderr::default(),
+        });
+        fork::register(&inner);
+        SharedFile { inner }
     }
 
     /// The absolute path of the live log file.
@@ -145,16 +176,17 @@ impl SharedFile {
             return Ok(());
         }
         let inner = &*self.inner;
-        match inner.write_event_locked(event) {
+        let mut outcome = Outcome::default();
+        let result = inner.write_event_locked(event, &mut outcome);
+        inner.report(&outcome);
+        match result {
             Ok(()) => {
                 inner.counters.written(event.len());
                 Ok(())
             }
             Err(error) => {
                 inner.counters.write_failed();
-                inner
-                    .reporter
-                    .report("cannot write to log file", &inner.path, &error);
+                inner.failed(&error, true);
                 Err(error)
             }
         }
@@ -162,34 +194,124 @@ impl SharedFile {
 }
 
 impl Inner {
-    fn write_event_locked(&self, event: &[u8]) -> io::Result<()> {
+    fn write_event_locked(&self, event: &[u8], outcome: &mut Outcome) -> io::Result<()> {
         let wait_started = Instant::now();
         // A thread that panicked while holding the mutex left no half-done work behind
-        // (every step below is an independent syscall), so poisoning is safe to ignore.
+        // (every step below is an independent syscall, and an interrupted append is
+        // repaired through the write intent), so poisoning is safe to ignore.
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let State { lock, handle } = &mut *state;
-        let _flock = lock.lock()?;
+        let State {
+            lock,
+            handle,
+            fork_generation,
+        } = &mut *state;
+        let generation = fork::generation();
+        if *fork_generation != generation {
+            // The inherited description is shared with the parent, so its flock excludes
+            // nobody. Never unlock it (that would release the parent's lock): just open
+            // our own.
+            *lock = LockFile::open(&self.lock_path)?;
+            *fork_generation = generation;
+        }
+        let flock = self.acquire_current_lock(lock, outcome)?;
         self.counters.waited(wait_started.elapsed());
+        let lock = flock.lock_file();
 
         if handle.is_stale(&self.path)? {
             *handle = LogHandle::open(&self.path)?;
         }
-        let len = handle.len()?;
+        if let Some(intent) = lock.interrupted_write() {
+            outcome.repaired_partial_write = handle.repair(&intent)?;
+            lock.end_write();
+        }
+        let mut len = handle.len()?;
         if rotation::must_rotate(len, event.len(), self.max_bytes) {
             match rotation::rotate(&self.path, self.max_files) {
-                Ok(()) => self.counters.rotated(),
-                // Losing the event would be worse than an oversized file: report, and
-                // append to whatever the live path names now.
+                Ok(()) => {
+                    self.counters.rotated();
+                    *handle = LogHandle::open(&self.path)?;
+                }
+                // Losing the event would be worse than an oversized file: append it to
+                // whatever the live path names now, and report after the lock.
                 Err(error) => {
-                    self.counters.rotation_failed();
-                    self.reporter
-                        .report("cannot rotate log file", &self.path, &error);
+                    outcome.rotation_error = Some(error);
+                    if handle.is_stale(&self.path)? {
+                        *handle = LogHandle::open(&self.path)?;
+                    }
                 }
             }
-            *handle = LogHandle::open(&self.path)?;
-            return handle.append(event, 0);
+            len = handle.len()?;
         }
-        handle.append(event, len)
+        lock.begin_write(WriteIntent {
+            file: handle.id(),
+            len_before: len,
+            len: event.len() as u64,
+        });
+        let result = handle.append(event, len);
+        lock.end_write();
+        result
+    }
+
+    /// Takes the flock on the file that `lock_path` names now. An operator may have
+    /// deleted the lock file, and processes started since lock a new one: follow them.
+    fn acquire_current_lock<'a>(
+        &self,
+        lock: &'a mut LockFile,
+        outcome: &mut Outcome,
+    ) -> io::Result<LockGuard<'a>> {
+        for _ in 0..LOCK_ATTEMPTS {
+            lock.acquire()?;
+            match lock.is_current(&self.lock_path) {
+                Ok(true) => return Ok(LockGuard::held(lock)),
+                Ok(false) => {
+                    lock.release();
+                    *lock = LockFile::open(&self.lock_path)?;
+                    outcome.lock_file_replaced = true;
+                }
+                Err(error) => {
+                    lock.release();
+                    return Err(error);
+                }
+            }
+        }
+        Err(io::Error::other(format!(
+            "lock file `{}` was replaced {LOCK_ATTEMPTS} times in a row",
+            self.lock_path.display()
+        )))
+    }
+
+    fn report(&self, outcome: &Outcome) {
+        if let Some(error) = &outcome.rotation_error {
+            self.counters.rotation_failed();
+            self.failed(error, false);
+        }
+        if outcome.lock_file_replaced {
+            self.notices.report(format_args!(
+                "lock file `{}` was deleted or replaced; now locking the new one",
+                self.lock_path.display()
+            ));
+        }
+        if outcome.repaired_partial_write {
+            self.notices.report(format_args!(
+                "cut off a partial line that a killed process left in `{}`",
+                self.path.display()
+            ));
+        }
+    }
+
+    fn failed(&self, error: &io::Error, event_dropped: bool) {
+        let failure = IoFailure {
+            path: &self.path,
+            error,
+            event_dropped,
+        };
+        match &self.on_error {
+            // A panicking hook must not take the application down with it.
+            Some(hook) => {
+                let _ = catch_unwind(AssertUnwindSafe(|| hook(&failure)));
+            }
+            None => self.error_reports.report(format_args!("{failure}")),
+        }
     }
 }
 
@@ -284,6 +406,11 @@ impl io::Write for EventWriter<'_> {
 
 impl Drop for EventWriter<'_> {
     fn drop(&mut self) {
+        // An event cut short by a panic is incomplete: writing it would leave a partial
+        // line for the next event to glue onto.
+        if std::thread::panicking() {
+            return;
+        }
         // Errors were already counted and reported by `write_event`.
         let _ = io::Write::flush(self);
     }

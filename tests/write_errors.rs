@@ -1,73 +1,88 @@
-//! An I/O error while logging goes back to the caller, is counted and reported on stderr
-//! (rate-limited), and never stops the next write from trying again.
+//! An I/O error while logging goes back to the caller, is counted and reported (rate-
+//! limited on stderr, or to the user's hook), and never stops the next write from trying.
 //!
-//! A full disk is simulated by pointing the log path at `/dev/full`, which fails every
-//! write with ENOSPC, then pointing it back at a real file.
+//! A full disk is simulated in a child process with RLIMIT_FSIZE: a write past the limit
+//! stops short at the limit and then fails with EFBIG, exactly like a disk that fills up
+//! part-way through an event.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_shared_file::SharedFile;
 use tracing_subscriber::prelude::*;
 
-/// Points `link` at `target` atomically, as an operator swapping files would.
-fn repoint(link: &Path, target: &Path) {
-    let tmp = link.with_extension("tmp-link");
-    std::os::unix::fs::symlink(target, &tmp).unwrap();
-    std::fs::rename(&tmp, link).unwrap();
-}
-
-#[test]
-fn a_failing_write_returns_the_error_and_the_next_write_retries() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.log");
-    repoint(&path, Path::new("/dev/full"));
-    let log = SharedFile::builder(&path).build().unwrap();
-
-    for _ in 0..100 {
-        let err = (&log).write_all(b"lost to a full disk\n").unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
-    }
-    let stats = log.stats();
-    assert_eq!(stats.write_errors, 100);
-    assert_eq!(stats.events_dropped, 100);
-    assert_eq!(stats.events_written, 0);
-
-    // Space is back: the very next write succeeds, with no restart.
-    repoint(&path, &dir.path().join("real.log"));
-    (&log).write_all(b"written after recovery\n").unwrap();
-    assert_eq!(log.stats().events_written, 1);
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("real.log")).unwrap(),
-        "written after recovery\n"
-    );
-}
-
 const CHILD_ENV: &str = "TSF_WRITE_ERRORS_CHILD";
+const LINE: &[u8] = b"one whole line, written as one event\n";
 
-/// Child side: log through `tracing` into a full disk, then print the stats.
-#[test]
-fn full_disk_child_entry() {
-    let Some(dir) = std::env::var_os(CHILD_ENV) else {
-        return;
+fn set_file_size_limit(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: libc::RLIM_INFINITY,
     };
-    let path = Path::new(&dir).join("app.log");
-    repoint(&path, Path::new("/dev/full"));
-    let log = SharedFile::builder(&path).build().unwrap();
-    tracing_subscriber::registry().with(log.layer()).init();
-    for i in 0..1000 {
-        tracing::info!(i, "the fmt layer drops the error; the application goes on");
+    // SAFETY: plain syscalls on this process's own limits and signal disposition.
+    unsafe {
+        // Past the limit the kernel sends SIGXFSZ, which would kill the process.
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
+}
+
+/// Child side: fill the "disk", fail, free it, recover. `mode` picks the reporting.
+fn run_child(dir: &Path, mode: &str) {
+    let hook_calls = Arc::new(AtomicU64::new(0));
+    let mut builder = SharedFile::builder(dir.join("app.log"));
+    if mode == "hook" {
+        let calls = Arc::clone(&hook_calls);
+        builder = builder.on_error(move |failure| {
+            assert!(failure.event_dropped());
+            assert_eq!(failure.error().kind(), std::io::ErrorKind::FileTooLarge);
+            calls.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    let log = builder.build().unwrap();
+    for _ in 0..10 {
+        (&log).write_all(LINE).unwrap();
+    }
+    // Room for half a line more: the next write is short, then fails.
+    set_file_size_limit(10 * LINE.len() as u64 + LINE.len() as u64 / 2);
+    let err = (&log).write_all(LINE).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+
+    // Through tracing: the fmt layer drops the error and the application goes on.
+    tracing_subscriber::registry().with(log.layer()).init();
+    for i in 0..999 {
+        tracing::info!(i, "lost to a full disk");
+    }
+    set_file_size_limit(libc::RLIM_INFINITY);
+    (&log).write_all(LINE).unwrap();
     let stats = log.stats();
     println!(
-        "\nSTATS errors={} dropped={}",
-        stats.write_errors, stats.events_dropped
+        "\nSTATS written={} errors={} dropped={} hook={}",
+        stats.events_written,
+        stats.write_errors,
+        stats.events_dropped,
+        hook_calls.load(Ordering::Relaxed)
     );
 }
 
 #[test]
-fn errors_through_tracing_are_counted_and_reported_once() {
+fn full_disk_child_entry() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        let (mode, dir) = spec.split_once(':').unwrap();
+        run_child(Path::new(dir), mode);
+    }
+}
+
+struct ChildRun {
+    dir: tempfile::TempDir,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(mode: &str) -> ChildRun {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
@@ -76,22 +91,70 @@ fn errors_through_tracing_are_counted_and_reported_once() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, dir.path())
+        .env(CHILD_ENV, format!("{mode}:{}", dir.path().display()))
         .output()
         .unwrap();
-    assert!(output.status.success(), "the application kept running");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("STATS errors=1000 dropped=1000"),
-        "{stdout}"
+    let run = ChildRun {
+        dir,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert!(output.status.success(), "the child failed:\n{}", run.stderr);
+    run
+}
+
+fn assert_no_partial_line_and_recovered(run: &ChildRun) {
+    let content = std::fs::read(run.dir.path().join("app.log")).unwrap();
+    assert_eq!(
+        content,
+        LINE.repeat(11),
+        "the short write was cut back, and the write after recovery landed"
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let reports: Vec<&str> = stderr
+}
+
+#[test]
+fn a_full_disk_drops_events_whole_and_reports_once() {
+    let run = run("stderr");
+    assert!(
+        run.stdout
+            .contains("STATS written=11 errors=1000 dropped=1000 hook=0"),
+        "{}",
+        run.stdout
+    );
+    assert_no_partial_line_and_recovered(&run);
+    let reports: Vec<&str> = run
+        .stderr
         .lines()
         .filter(|l| l.contains("tracing-shared-file:"))
         .collect();
-    assert_eq!(reports.len(), 1, "rate-limited to one report:\n{stderr}");
-    assert!(reports[0].contains("cannot write to log file"), "{stderr}");
-    assert!(reports[0].contains("app.log"), "{stderr}");
-    assert!(reports[0].contains("No space left on device"), "{stderr}");
+    assert_eq!(
+        reports.len(),
+        1,
+        "rate-limited to one report:\n{}",
+        run.stderr
+    );
+    assert!(
+        reports[0].contains("cannot write to log file"),
+        "{}",
+        run.stderr
+    );
+    assert!(reports[0].contains("app.log"), "{}", run.stderr);
+    assert!(reports[0].contains("File too large"), "{}", run.stderr);
+}
+
+#[test]
+fn the_error_hook_sees_every_failure_instead_of_stderr() {
+    let run = run("hook");
+    assert!(
+        run.stdout
+            .contains("STATS written=11 errors=1000 dropped=1000 hook=1000"),
+        "{}",
+        run.stdout
+    );
+    assert_no_partial_line_and_recovered(&run);
+    assert!(
+        !run.stderr.contains("tracing-shared-file:"),
+        "the hook replaces the stderr report:\n{}",
+        run.stderr
+    );
 }

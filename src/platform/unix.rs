@@ -1,11 +1,15 @@
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
 
 /// What makes a file the same file: its device and inode, not its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FileId {
-    dev: u64,
-    ino: u64,
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
 }
 
 impl FileId {
@@ -13,6 +17,80 @@ impl FileId {
         FileId {
             dev: metadata.dev(),
             ino: metadata.ino(),
+        }
+    }
+}
+
+/// Registers process-wide fork handlers (`pthread_atfork`): `prepare` runs in the forking
+/// thread before the fork, `parent` and `child` after it on each side.
+pub(crate) fn register_fork_handlers(
+    prepare: unsafe extern "C" fn(),
+    parent: unsafe extern "C" fn(),
+    child: unsafe extern "C" fn(),
+) -> io::Result<()> {
+    // SAFETY: the handlers are plain functions that live for the whole program.
+    let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// A page of a file mapped shared into memory, so that every process that maps the same
+/// file sees the same words without a syscall per access.
+///
+/// Accessing a mapping past the end of its file raises SIGBUS, so the owner must make sure
+/// the file is at least [`SharedPage::LEN`] long before it reads or writes the page.
+#[derive(Debug)]
+pub(crate) struct SharedPage {
+    ptr: NonNull<AtomicU64>,
+}
+
+// SAFETY: the page is only accessed through atomics.
+unsafe impl Send for SharedPage {}
+// SAFETY: as above.
+unsafe impl Sync for SharedPage {}
+
+impl SharedPage {
+    pub(crate) const LEN: usize = 4096;
+    /// How many 64-bit words the page holds.
+    pub(crate) const WORDS: usize = Self::LEN / 8;
+
+    /// Maps the first page of `file`, which must be open for reading and writing.
+    pub(crate) fn map(file: &File) -> io::Result<Self> {
+        // SAFETY: a fresh shared mapping of a file we hold open; checked for failure below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast::<AtomicU64>())
+            .ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(SharedPage { ptr })
+    }
+
+    /// The `index`-th 64-bit word of the page.
+    pub(crate) fn word(&self, index: usize) -> &AtomicU64 {
+        assert!(index < Self::WORDS, "word index out of the page");
+        // SAFETY: in bounds (checked above), page-aligned, and mapped while `self` lives.
+        unsafe { &*self.ptr.as_ptr().add(index) }
+    }
+}
+
+impl Drop for SharedPage {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`; no reference outlives `self`.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), Self::LEN);
         }
     }
 }
