@@ -59,6 +59,8 @@ impl Run {
                 lines_per_thread,
                 sync_dir: sync_dir.clone(),
                 mode: WriteMode::Tracing,
+                acknowledge: false,
+                until_stopped: false,
             })
             .collect();
         Run {

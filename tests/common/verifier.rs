@@ -19,6 +19,9 @@ pub enum Expect {
     /// A writer that was killed: sequences `0..m` for some `m` of at least `acknowledged`
     /// (the events it had finished writing when it died), with no gaps.
     Prefix { acknowledged: u64 },
+    /// A writer whose events may have been dropped (a full disk): any of `0..attempted`,
+    /// but the last one must be there, to show that logging resumed.
+    Resumed { attempted: u64 },
 }
 
 /// Configures one verification run.
@@ -30,6 +33,7 @@ pub struct Verifier {
     expected: BTreeMap<WriterId, Expect>,
     extra_files: Vec<PathBuf>,
     check_rotation_points: bool,
+    allow_gaps: bool,
 }
 
 /// One file that was read.
@@ -110,6 +114,7 @@ impl Verifier {
             expected: BTreeMap::new(),
             extra_files: Vec::new(),
             check_rotation_points: true,
+            allow_gaps: false,
         }
     }
 
@@ -137,6 +142,13 @@ impl Verifier {
     /// fit. Off when something outside the library moved files around.
     pub fn check_rotation_points(mut self, check: bool) -> Self {
         self.check_rotation_points = check;
+        self
+    }
+
+    /// Whether a gap in the archive numbers is acceptable: a rotation killed half-way
+    /// leaves one until the next rotation fills it.
+    pub fn allow_gaps(mut self, allow: bool) -> Self {
+        self.allow_gaps = allow;
         self
     }
 
@@ -190,7 +202,7 @@ impl Verifier {
         }
         indices.sort_unstable();
         for (expected, &index) in (1..).zip(&indices) {
-            if index != expected {
+            if index != expected && !self.allow_gaps {
                 report.problems.push(format!(
                     "rotated files are not numbered 1..: found {indices:?}"
                 ));
@@ -321,7 +333,11 @@ impl Verifier {
                         .problems
                         .push(format!("{writer:?} seq {seq} appears {count} times"));
                 }
-                if let Expect::Exactly(n) = *expect
+                let limit = match *expect {
+                    Expect::Exactly(n) | Expect::Resumed { attempted: n } => Some(n),
+                    Expect::Prefix { .. } => None,
+                };
+                if let Some(n) = limit
                     && seq >= n
                 {
                     report.unexpected += 1;
@@ -336,6 +352,16 @@ impl Verifier {
             let seqs = seen.get(writer).unwrap_or(&empty);
             let expected_len = match *expect {
                 Expect::Exactly(n) => n,
+                Expect::Resumed { attempted } => {
+                    if attempted == 0 || !seqs.contains_key(&(attempted - 1)) {
+                        report.lost += 1;
+                        report.problems.push(format!(
+                            "{writer:?} never resumed: its last record {} is missing",
+                            attempted.saturating_sub(1)
+                        ));
+                    }
+                    continue;
+                }
                 // A killed writer may have lost only the event it was writing: everything
                 // up to the highest sequence present must be there, and at least what it
                 // had acknowledged.

@@ -65,6 +65,12 @@ pub struct WriterSpec {
     /// `<sync_dir>/go` before logging, so that all children really overlap.
     pub sync_dir: PathBuf,
     pub mode: WriteMode,
+    /// After each event, record in `<sync_dir>/ack.<process>.<thread>` how many events
+    /// have returned, so a test that kills the worker knows what it had finished.
+    pub acknowledge: bool,
+    /// Stop early, once `<sync_dir>/stop` exists; then write the number of events
+    /// attempted to `<sync_dir>/done.<process>.<thread>`.
+    pub until_stopped: bool,
 }
 
 /// How a worker hands its records to the library.
@@ -85,6 +91,8 @@ const ENV_THREADS: &str = "TSF_WORKER_THREADS";
 const ENV_LINES: &str = "TSF_WORKER_LINES";
 const ENV_SYNC_DIR: &str = "TSF_WORKER_SYNC_DIR";
 const ENV_MODE: &str = "TSF_WORKER_MODE";
+const ENV_ACKNOWLEDGE: &str = "TSF_WORKER_ACKNOWLEDGE";
+const ENV_UNTIL_STOPPED: &str = "TSF_WORKER_UNTIL_STOPPED";
 
 impl WriterSpec {
     /// The spec handed to this process by its parent, if it is a worker.
@@ -108,6 +116,8 @@ impl WriterSpec {
                 Ok("pieces") => WriteMode::Pieces,
                 _ => WriteMode::Tracing,
             },
+            acknowledge: std::env::var_os(ENV_ACKNOWLEDGE).is_some(),
+            until_stopped: std::env::var_os(ENV_UNTIL_STOPPED).is_some(),
         })
     }
 
@@ -128,6 +138,32 @@ impl WriterSpec {
                     WriteMode::Pieces => "pieces",
                 },
             );
+        if self.acknowledge {
+            command.env(ENV_ACKNOWLEDGE, "1");
+        }
+        if self.until_stopped {
+            command.env(ENV_UNTIL_STOPPED, "1");
+        }
+    }
+
+    /// How many events `writer` had finished when it was last heard of (see
+    /// [`WriterSpec::acknowledge`]).
+    pub fn acknowledged(&self, writer: WriterId) -> u64 {
+        read_count(
+            &self
+                .sync_dir
+                .join(format!("ack.{}.{}", writer.process, writer.thread)),
+        )
+    }
+
+    /// How many events `writer` attempted before it was stopped (see
+    /// [`WriterSpec::until_stopped`]).
+    pub fn attempted(&self, writer: WriterId) -> u64 {
+        read_count(
+            &self
+                .sync_dir
+                .join(format!("done.{}.{}", writer.process, writer.thread)),
+        )
     }
 
     pub fn writers(&self) -> impl Iterator<Item = WriterId> + '_ {
@@ -136,6 +172,13 @@ impl WriterSpec {
             thread,
         })
     }
+}
+
+fn read_count(path: &Path) -> u64 {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)))
+        .unwrap_or(0)
 }
 
 /// Waits (polling) until `path` exists; panics after a minute so a broken test cannot hang.
@@ -173,7 +216,18 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
     std::thread::scope(|scope| {
         for writer in spec.writers() {
             scope.spawn(move || {
+                let ack = spec.acknowledge.then(|| {
+                    let path = spec
+                        .sync_dir
+                        .join(format!("ack.{}.{}", writer.process, writer.thread));
+                    std::fs::File::create(path).expect("create the ack file")
+                });
+                let stop = spec.sync_dir.join("stop");
+                let mut attempted = 0;
                 for seq in 0..spec.lines_per_thread {
+                    if spec.until_stopped && seq % 16 == 0 && stop.exists() {
+                        break;
+                    }
                     match spec.mode {
                         WriteMode::Tracing => {
                             tracing::info!(target: "workload", "{}", record(writer, seq));
@@ -187,6 +241,18 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
                             }
                         }
                     }
+                    attempted = seq + 1;
+                    if let Some(ack) = &ack {
+                        use std::os::unix::fs::FileExt;
+                        ack.write_at(&attempted.to_le_bytes(), 0)
+                            .expect("write the ack file");
+                    }
+                }
+                if spec.until_stopped {
+                    let done = spec
+                        .sync_dir
+                        .join(format!("done.{}.{}", writer.process, writer.thread));
+                    std::fs::write(done, attempted.to_le_bytes()).expect("write the done file");
                 }
             });
         }

@@ -1,0 +1,182 @@
+//! Fork without exec, as pre-fork servers do: the parent has used the appender, forks,
+//! and parent and children go on logging to the same rotating file.
+//!
+//! Each scenario runs in a fresh child process of this test binary, so that the forks
+//! happen in a process whose threads the scenario controls, and a hang is caught by a
+//! deadline instead of hanging the test run.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::verifier::{Expect, Verifier};
+use common::workload::{WriterId, record};
+use tracing_shared_file::SharedFile;
+use tracing_subscriber::prelude::*;
+
+const SCENARIO_ENV: &str = "TSF_FORK_SCENARIO";
+const MAX_BYTES: u64 = 32 * 1024;
+const MAX_FILES: usize = 100_000;
+
+fn log_records(writer: WriterId, seqs: std::ops::Range<u64>) {
+    for seq in seqs {
+        tracing::info!(target: "workload", "{}", record(writer, seq));
+    }
+}
+
+fn writer(process: u32, thread: u32) -> WriterId {
+    WriterId { process, thread }
+}
+
+/// Forks a child that runs `body` and exits; returns its pid.
+fn fork_child(body: impl FnOnce()) -> libc::pid_t {
+    // SAFETY: the child only runs `body` and then `_exit`s, never returning into the
+    // test harness; the library's fork handlers make its locks usable in the child.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_ok();
+        // SAFETY: ends the child at once, without running the parent's destructors twice.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    pid
+}
+
+/// Waits for a forked child, failing if it does not exit cleanly within `deadline`.
+fn wait_child(pid: libc::pid_t, deadline: Instant) {
+    let mut status = 0;
+    loop {
+        // SAFETY: plain waitpid on our own child.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(rc >= 0, "waitpid: {}", std::io::Error::last_os_error());
+        if rc == pid {
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "forked child {pid} failed: status {status:#x}"
+            );
+            return;
+        }
+        if Instant::now() > deadline {
+            // SAFETY: plain kill of our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("forked child {pid} hung: deadlocked on a lock inherited from the parent");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn install(dir: &Path) {
+    let log = SharedFile::builder(dir.join("app.log"))
+        .max_bytes(MAX_BYTES)
+        .max_files(MAX_FILES)
+        .build()
+        .unwrap();
+    tracing_subscriber::registry().with(log.layer()).init();
+}
+
+const CHILDREN: u32 = 4;
+const LINES: u64 = 10_000;
+
+/// The parent logs, starts a second logging thread, forks children that each log
+/// `LINES`, and keeps logging itself.
+fn parent_and_children(dir: &Path) {
+    install(dir);
+    log_records(writer(0, 0), 0..1_000);
+    let background = std::thread::spawn(|| log_records(writer(0, 1), 0..LINES));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let pids: Vec<_> = (1..=CHILDREN)
+        .map(|process| fork_child(move || log_records(writer(process, 0), 0..LINES)))
+        .collect();
+    log_records(writer(0, 0), 1_000..LINES);
+    background.join().unwrap();
+    for pid in pids {
+        wait_child(pid, deadline);
+    }
+}
+
+const BUSY_FORKS: u32 = 50;
+const BUSY_LINES: u64 = 20_000;
+
+/// Forks again and again while another thread is mid-write, holding the in-process mutex
+/// and the flock much of the time. Each child writes one line.
+fn fork_while_another_thread_writes(dir: &Path) {
+    install(dir);
+    let background = std::thread::spawn(|| log_records(writer(0, 0), 0..BUSY_LINES));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for i in 0..BUSY_FORKS {
+        let pid = fork_child(move || log_records(writer(100 + i, 0), 0..1));
+        wait_child(pid, deadline);
+    }
+    background.join().unwrap();
+}
+
+#[test]
+fn fork_scenario_entry() {
+    let Ok(spec) = std::env::var(SCENARIO_ENV) else {
+        return;
+    };
+    let (scenario, dir) = spec.split_once(':').unwrap();
+    match scenario {
+        "children" => parent_and_children(Path::new(dir)),
+        "busy" => fork_while_another_thread_writes(Path::new(dir)),
+        other => panic!("unknown scenario {other}"),
+    }
+}
+
+/// Runs a scenario in a fresh process and fails if it fails or hangs.
+fn run_scenario(scenario: &str, dir: &Path) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "fork_scenario_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SCENARIO_ENV, format!("{scenario}:{}", dir.display()))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("scenario {scenario} hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "scenario {scenario} failed: {status}");
+}
+
+#[test]
+fn forked_children_and_their_parent_share_the_file_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    run_scenario("children", dir.path());
+
+    let mut verifier = Verifier::new(dir.path().join("app.log"), MAX_BYTES, MAX_FILES)
+        .expect(writer(0, 0), Expect::Exactly(LINES))
+        .expect(writer(0, 1), Expect::Exactly(LINES));
+    for process in 1..=CHILDREN {
+        verifier = verifier.expect(writer(process, 0), Expect::Exactly(LINES));
+    }
+    let report = verifier.verify();
+    report.assert_ok();
+    assert!(report.archives >= 50, "rotation ran throughout\n{report}");
+}
+
+#[test]
+fn a_fork_while_another_thread_writes_never_deadlocks_the_child() {
+    let dir = tempfile::tempdir().unwrap();
+    run_scenario("busy", dir.path());
+
+    let mut verifier = Verifier::new(dir.path().join("app.log"), MAX_BYTES, MAX_FILES)
+        .expect(writer(0, 0), Expect::Exactly(BUSY_LINES));
+    for i in 0..BUSY_FORKS {
+        verifier = verifier.expect(writer(100 + i, 0), Expect::Exactly(1));
+    }
+    verifier.verify().assert_ok();
+}
