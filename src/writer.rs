@@ -424,3 +424,31 @@ impl fmt::Debug for EventWriter<'_> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_thread_that_panicked_holding_the_mutex_does_not_stop_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SharedFile::builder(dir.path().join("app.log"))
+            .build()
+            .unwrap();
+        let poisoner = log.clone();
+        let joined = std::thread::spawn(move || {
+            let _state = poisoner.inner.state.lock().unwrap();
+            panic!("poison the mutex");
+        })
+        .join();
+        assert!(joined.is_err());
+        assert!(log.inner.state.is_poisoned());
+
+        (&log).write_all(b"still logging\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(log.path()).unwrap(),
+            "still logging\n"
+        );
+    }
+}
