@@ -25,7 +25,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use verifier::Verifier;
-use workload::{Workers, WriteMode, WriterSpec, run_writer};
+use workload::{Workers, WriterSpec, run_writer};
 
 const USAGE: &str = "\
 Several processes log to one rotating file at once; then every line is verified.
@@ -166,16 +166,12 @@ fn parent(options: &Options) -> Result<bool, String> {
 
     let specs: Vec<WriterSpec> = (0..processes)
         .map(|process| WriterSpec {
-            log: log.clone(),
             max_bytes,
             max_files,
             process,
             threads,
             lines_per_thread: lines,
-            sync_dir: sync_dir.clone(),
-            mode: WriteMode::Tracing,
-            acknowledge: false,
-            until_stopped: false,
+            ..WriterSpec::new(log.clone(), sync_dir.clone())
         })
         .collect();
 

@@ -56,7 +56,8 @@ impl Builder {
     ///
     /// Before an event is appended, the file rotates if the event would take it past this
     /// limit. No file ever exceeds it, unless the file holds a single event that is larger
-    /// on its own. Must be greater than 0.
+    /// on its own, or a rotation failed (a directory in the way of `app.log.N`, say; the
+    /// event is then appended anyway, and the failure reported). Must be greater than 0.
     ///
     /// # Examples
     ///

@@ -9,7 +9,7 @@
 //!   the live file and reopens it if another process rotated it or an operator moved it;
 //! - the size that decides rotation is read from disk under the lock, so exactly one
 //!   process rotates, and no file exceeds `max_bytes` unless it holds one event that is
-//!   larger on its own.
+//!   larger on its own (or a rotation failed, which is reported).
 //!
 //! # Examples
 //!

@@ -67,8 +67,10 @@ impl IoFailure<'_> {
         self.error
     }
 
-    /// Whether the event was lost. A failed rotation does not lose the event: it is
-    /// appended to the live file, which then grows past `max_bytes`.
+    /// Whether the event was lost. A failed rotation does not lose the event by itself:
+    /// the event is then appended to the live file, which grows past `max_bytes` until a
+    /// rotation succeeds. (If that append fails too, it is reported separately, with
+    /// `event_dropped() == true`.)
     ///
     /// # Examples
     ///
@@ -87,12 +89,21 @@ impl IoFailure<'_> {
 
 impl fmt::Display for IoFailure<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = if self.event_dropped {
-            "cannot write to log file"
+        if self.event_dropped {
+            write!(
+                f,
+                "cannot write to log file `{}`: {}",
+                self.path.display(),
+                self.error
+            )
         } else {
-            "cannot rotate log file (event written to the live file)"
-        };
-        write!(f, "{what} `{}`: {}", self.path.display(), self.error)
+            write!(
+                f,
+                "cannot rotate log file `{}`, so it grows past max_bytes until a rotation succeeds: {}",
+                self.path.display(),
+                self.error
+            )
+        }
     }
 }
 

@@ -66,7 +66,9 @@ pub(crate) struct Inner {
     pub(crate) state: Mutex<State>,
     counters: Counters,
     on_error: Option<ErrorHook>,
-    error_reports: RateLimitedStderr,
+    /// One limiter per kind of report, so that a flood of one never hides another.
+    write_reports: RateLimitedStderr,
+    rotation_reports: RateLimitedStderr,
     notices: RateLimitedStderr,
 }
 
@@ -130,7 +132,8 @@ impl SharedFile {
             }),
             counters: Counters::default(),
             on_error: parts.on_error,
-            error_reports: RateLimitedStderr::default(),
+            write_reports: RateLimitedStderr::default(),
+            rotation_reports: RateLimitedStderr::default(),
             notices: RateLimitedStderr::default(),
         });
         fork::register(&inner);
@@ -310,7 +313,8 @@ impl Inner {
             Some(hook) => {
                 let _ = catch_unwind(AssertUnwindSafe(|| hook(&failure)));
             }
-            None => self.error_reports.report(format_args!("{failure}")),
+            None if event_dropped => self.write_reports.report(format_args!("{failure}")),
+            None => self.rotation_reports.report(format_args!("{failure}")),
         }
     }
 }

@@ -114,16 +114,11 @@ fn a_full_disk_drops_whole_events_and_logging_resumes() {
     let logs = tmpfs.path().join("logs");
     let specs: Vec<WriterSpec> = (0..3)
         .map(|process| WriterSpec {
-            log: logs.join("app.log"),
             max_bytes: MAX_BYTES,
-            max_files: 100_000,
             process,
-            threads: 1,
             lines_per_thread: u64::MAX,
-            sync_dir: sync_dir.clone(),
-            mode: WriteMode::Tracing,
-            acknowledge: false,
             until_stopped: true,
+            ..WriterSpec::new(logs.join("app.log"), sync_dir.clone())
         })
         .collect();
     let workers = Workers::start(

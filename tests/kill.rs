@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::verifier::{Expect, Verifier};
-use common::workload::{WriteMode, WriterId, WriterSpec, run_writer};
+use common::workload::{WriterId, WriterSpec, run_writer};
 
 #[test]
 fn worker_entry() {
@@ -71,16 +71,11 @@ fn writers_killed_at_random_moments_lose_at_most_their_last_event() {
     std::fs::write(sync_dir.join("go"), b"").unwrap();
     let log = dir.path().join("logs/app.log");
     let spec_for = |process| WriterSpec {
-        log: log.clone(),
         max_bytes: MAX_BYTES,
-        max_files: 100_000,
         process,
-        threads: 1,
         lines_per_thread: LINES,
-        sync_dir: sync_dir.clone(),
-        mode: WriteMode::Tracing,
         acknowledge: true,
-        until_stopped: false,
+        ..WriterSpec::new(log.clone(), sync_dir.clone())
     };
 
     let mut specs: Vec<WriterSpec> = Vec::new();

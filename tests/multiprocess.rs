@@ -50,17 +50,12 @@ impl Run {
         let log = dir.path().join("logs").join("app.log");
         let specs = (0..processes)
             .map(|process| WriterSpec {
-                log: log.clone(),
                 max_bytes,
-                // Large enough that no archive is ever deleted, so every line is checkable.
-                max_files: 100_000,
                 process,
                 threads,
                 lines_per_thread,
-                sync_dir: sync_dir.clone(),
-                mode: WriteMode::Tracing,
-                acknowledge: false,
-                until_stopped: false,
+                // The default max_files keeps every archive, so every line is checkable.
+                ..WriterSpec::new(log.clone(), sync_dir.clone())
             })
             .collect();
         Run {

@@ -68,11 +68,34 @@ fn run_child(dir: &Path, mode: &str) {
     );
 }
 
+/// Child side: a rotation blocked by a directory, then an append that fails too.
+fn run_rotation_child(dir: &Path) {
+    let log = SharedFile::builder(dir.join("app.log"))
+        .max_bytes(LINE.len() as u64 + 1)
+        .build()
+        .unwrap();
+    std::fs::create_dir(dir.join("app.log.1")).unwrap();
+    (&log).write_all(LINE).unwrap();
+    set_file_size_limit(LINE.len() as u64 + LINE.len() as u64 / 2);
+    let err = (&log).write_all(LINE).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::FileTooLarge);
+    set_file_size_limit(libc::RLIM_INFINITY);
+    (&log).write_all(LINE).unwrap();
+    let stats = log.stats();
+    println!(
+        "\nSTATS written={} errors={} rotation_errors={}",
+        stats.events_written, stats.write_errors, stats.rotation_errors
+    );
+}
+
 #[test]
 fn full_disk_child_entry() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         let (mode, dir) = spec.split_once(':').unwrap();
-        run_child(Path::new(dir), mode);
+        match mode {
+            "rotation" => run_rotation_child(Path::new(dir)),
+            _ => run_child(Path::new(dir), mode),
+        }
     }
 }
 
@@ -155,6 +178,45 @@ fn the_error_hook_sees_every_failure_instead_of_stderr() {
     assert!(
         !run.stderr.contains("tracing-shared-file:"),
         "the hook replaces the stderr report:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_failed_rotation_then_a_failed_append_keeps_what_was_written() {
+    let run = run("rotation");
+    assert!(
+        run.stdout
+            .contains("STATS written=2 errors=1 rotation_errors=2"),
+        "{}",
+        run.stdout
+    );
+    // The failed append is cut back to where it started, not to an empty file.
+    assert_eq!(
+        std::fs::read(run.dir.path().join("app.log")).unwrap(),
+        LINE.repeat(2)
+    );
+    assert!(
+        run.dir.path().join("app.log.1").is_dir(),
+        "the directory was left alone"
+    );
+    // Each kind of failure has its own report, and neither hides the other.
+    let reports: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("tracing-shared-file:"))
+        .collect();
+    assert_eq!(reports.len(), 2, "{}", run.stderr);
+    assert!(
+        reports.iter().any(|r| r.contains("cannot rotate log file")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.contains("cannot write to log file")),
+        "{}",
         run.stderr
     );
 }

@@ -95,6 +95,23 @@ const ENV_ACKNOWLEDGE: &str = "TSF_WORKER_ACKNOWLEDGE";
 const ENV_UNTIL_STOPPED: &str = "TSF_WORKER_UNTIL_STOPPED";
 
 impl WriterSpec {
+    /// One thread writing 1,000 records to `log`, rotating every 64 KiB and keeping every
+    /// archive; set the other fields with struct update syntax.
+    pub fn new(log: PathBuf, sync_dir: PathBuf) -> Self {
+        WriterSpec {
+            log,
+            max_bytes: 64 * 1024,
+            max_files: 100_000,
+            process: 0,
+            threads: 1,
+            lines_per_thread: 1_000,
+            sync_dir,
+            mode: WriteMode::Tracing,
+            acknowledge: false,
+            until_stopped: false,
+        }
+    }
+
     /// The spec handed to this process by its parent, if it is a worker.
     pub fn from_env() -> Option<Self> {
         let var = |name: &str| std::env::var_os(name);
@@ -282,14 +299,33 @@ impl Workers {
                 (spec.process, child)
             })
             .collect();
-        let workers = Workers { children };
+        let mut workers = Workers { children };
         for spec in specs {
-            wait_for_file(&spec.sync_dir.join(format!("ready.{}", spec.process)));
+            workers.wait_until_ready(spec);
         }
         if let Some(spec) = specs.first() {
             std::fs::write(spec.sync_dir.join("go"), b"").expect("cannot signal go");
         }
         workers
+    }
+
+    /// Waits for `spec`'s worker to signal ready; fails at once if it died instead.
+    fn wait_until_ready(&mut self, spec: &WriterSpec) {
+        let ready = spec.sync_dir.join(format!("ready.{}", spec.process));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready.exists() {
+            for (process, child) in &mut self.children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("worker {process} exited before it was ready: {status}");
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "worker {} never got ready",
+                spec.process
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Waits for every worker and panics if one failed.
