@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
 use crate::handle::LogHandle;
@@ -15,6 +16,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The default for [`Builder::max_files`]: 5 rotated files.
 pub const DEFAULT_MAX_FILES: usize = 5;
+
+/// The default for [`Builder::path_check_interval`]: 10 ms.
+pub const DEFAULT_PATH_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Configures a [`SharedFile`]; made by [`SharedFile::builder`].
 ///
@@ -39,6 +43,7 @@ pub struct Builder {
     path: PathBuf,
     max_bytes: u64,
     max_files: usize,
+    path_check_interval: Duration,
     on_error: Option<ErrorHook>,
 }
 
@@ -48,6 +53,7 @@ impl Builder {
             path: path.to_path_buf(),
             max_bytes: DEFAULT_MAX_BYTES,
             max_files: DEFAULT_MAX_FILES,
+            path_check_interval: DEFAULT_PATH_CHECK_INTERVAL,
             on_error: None,
         }
     }
@@ -86,6 +92,31 @@ impl Builder {
     #[must_use]
     pub fn max_files(mut self, max_files: usize) -> Self {
         self.max_files = max_files;
+        self
+    }
+
+    /// How often each process asks the kernel (`stat(2)`) whether the log path and the lock
+    /// path still name the files it has open. Default: [`DEFAULT_PATH_CHECK_INTERVAL`]
+    /// (10 ms).
+    ///
+    /// Rotations by other processes using this library are noticed before the next write
+    /// whatever this is: the rotator records the new live file in the lock file's shared
+    /// page. This check is for other programs that move, delete or replace the files
+    /// (logrotate, an operator): until it runs, a process keeps appending to the file it
+    /// has open. [`Duration::ZERO`] checks before every write, at the cost of two more
+    /// system calls per write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tracing_shared_file::SharedFile;
+    ///
+    /// let strict = SharedFile::builder("logs/app.log").path_check_interval(Duration::ZERO);
+    /// ```
+    #[must_use]
+    pub fn path_check_interval(mut self, interval: Duration) -> Self {
+        self.path_check_interval = interval;
         self
     }
 
@@ -143,6 +174,7 @@ impl Builder {
             path,
             max_bytes,
             max_files,
+            path_check_interval,
             on_error,
         } = self;
         if path.file_name().is_none() || ends_with_separator(&path) {
@@ -175,6 +207,7 @@ impl Builder {
             lock_path,
             max_bytes,
             max_files,
+            path_check_interval,
             lock,
             handle,
             on_error,
@@ -188,6 +221,7 @@ impl fmt::Debug for Builder {
             .field("path", &self.path)
             .field("max_bytes", &self.max_bytes)
             .field("max_files", &self.max_files)
+            .field("path_check_interval", &self.path_check_interval)
             .field("on_error", &self.on_error.as_ref().map(|_| "<hook>"))
             .finish()
     }

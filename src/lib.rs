@@ -53,7 +53,7 @@ mod rotation;
 mod stats;
 mod writer;
 
-pub use builder::{Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES};
+pub use builder::{Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_PATH_CHECK_INTERVAL};
 pub use error::{Error, ErrorKind};
 pub use layer::SharedFileLayer;
 pub use report::IoFailure;

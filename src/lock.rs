@@ -22,6 +22,12 @@ const INTENT_DEV: usize = 1;
 const INTENT_INO: usize = 2;
 const INTENT_LEN_BEFORE: usize = 3;
 const INTENT_LEN: usize = 4;
+/// The live file as the last lock holder left it: device, inode and length. A holder
+/// whose handle is that file trusts the length instead of asking the kernel, and one
+/// whose handle is not knows at once that a peer rotated. Device and inode 0 mean unknown.
+const LIVE_DEV: usize = 5;
+const LIVE_INO: usize = 6;
+const LIVE_LEN: usize = 7;
 
 /// The side lock file of one log file, held open for the life of a
 /// [`SharedFile`](crate::SharedFile) (and reopened after a fork).
@@ -135,6 +141,38 @@ impl LockFile {
             len: word(INTENT_LEN).load(SeqCst),
         };
         Some(intent)
+    }
+}
+
+impl LockFile {
+    /// The live file's length as the last holder recorded it, if `file` is the live file
+    /// it recorded; call only while holding the lock.
+    pub(crate) fn live_len_of(&self, file: FileId) -> Option<u64> {
+        let word = |i| self.page.word(i);
+        let recorded = FileId {
+            dev: word(LIVE_DEV).load(SeqCst),
+            ino: word(LIVE_INO).load(SeqCst),
+        };
+        (recorded == file).then(|| word(LIVE_LEN).load(SeqCst))
+    }
+
+    /// Records which file is live and how long it is; call only while holding the lock.
+    pub(crate) fn set_live(&self, file: FileId, len: u64) {
+        let word = |i| self.page.word(i);
+        word(LIVE_DEV).store(file.dev, SeqCst);
+        word(LIVE_INO).store(file.ino, SeqCst);
+        word(LIVE_LEN).store(len, SeqCst);
+    }
+
+    /// Records the live file's new length after an append; call only while holding the
+    /// lock, after [`LockFile::set_live`] for the same file.
+    pub(crate) fn set_live_len(&self, len: u64) {
+        self.page.word(LIVE_LEN).store(len, SeqCst);
+    }
+
+    /// Forgets the live file, so the next holder asks the kernel.
+    pub(crate) fn forget_live(&self) {
+        self.set_live(FileId { dev: 0, ino: 0 }, 0);
     }
 }
 

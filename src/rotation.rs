@@ -15,12 +15,10 @@ pub(crate) fn archive_path(log_path: &Path, index: usize) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Whether appending `incoming` bytes to a file of `current_len` bytes must rotate first.
-///
-/// An empty file never rotates, so one event larger than `max_bytes` still gets written,
-/// alone in its own file.
-pub(crate) fn must_rotate(current_len: u64, incoming: usize, max_bytes: u64) -> bool {
-    current_len > 0 && current_len.saturating_add(incoming as u64) > max_bytes
+/// Whether `incoming` bytes can be appended to a file of `current_len` bytes without
+/// taking it past `max_bytes`.
+pub(crate) fn fits(current_len: u64, incoming: usize, max_bytes: u64) -> bool {
+    current_len.saturating_add(incoming as u64) <= max_bytes
 }
 
 /// Renames the live file to `.1` after shifting the archives in its way up by one.
@@ -88,11 +86,11 @@ mod tests {
     }
 
     #[test]
-    fn rotation_threshold_counts_the_incoming_event() {
-        assert!(!must_rotate(0, 500, 100), "an empty file takes any event");
-        assert!(!must_rotate(60, 40, 100), "exactly full is allowed");
-        assert!(must_rotate(60, 41, 100));
-        assert!(must_rotate(u64::MAX, 1, 100), "no overflow");
+    fn fitting_counts_the_incoming_bytes() {
+        assert!(fits(60, 40, 100), "exactly full is allowed");
+        assert!(!fits(60, 41, 100));
+        assert!(!fits(0, 101, 100));
+        assert!(!fits(u64::MAX, 1, 100), "no overflow");
     }
 
     #[test]

@@ -54,22 +54,30 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn written(&self, bytes: usize) {
-        self.events_written.fetch_add(1, Relaxed);
-        self.bytes_written.fetch_add(bytes as u64, Relaxed);
+    pub(crate) fn written(&self, events: u64, bytes: u64) {
+        if events > 0 {
+            self.events_written.fetch_add(events, Relaxed);
+            self.bytes_written.fetch_add(bytes, Relaxed);
+        }
     }
 
-    pub(crate) fn write_failed(&self) {
+    /// One failed write, which dropped `events`.
+    pub(crate) fn write_failed(&self, events: u64) {
         self.write_errors.fetch_add(1, Relaxed);
-        self.events_dropped.fetch_add(1, Relaxed);
+        self.events_dropped.fetch_add(events, Relaxed);
+    }
+
+    /// Events dropped without a write error: a full queue in lossy non-blocking mode.
+    pub(crate) fn dropped(&self, events: u64) {
+        self.events_dropped.fetch_add(events, Relaxed);
     }
 
     pub(crate) fn rotated(&self) {
         self.rotations.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn rotation_failed(&self) {
-        self.rotation_errors.fetch_add(1, Relaxed);
+    pub(crate) fn rotation_failed(&self, count: u64) {
+        self.rotation_errors.fetch_add(count, Relaxed);
     }
 
     pub(crate) fn waited(&self, wait: Duration) {

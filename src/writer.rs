@@ -6,7 +6,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -62,6 +62,7 @@ pub(crate) struct Inner {
     lock_path: PathBuf,
     max_bytes: u64,
     max_files: usize,
+    path_check_interval: Duration,
     /// Serialises this process's threads: they all share one flock description.
     pub(crate) state: Mutex<State>,
     counters: Counters,
@@ -77,13 +78,19 @@ pub(crate) struct State {
     handle: LogHandle,
     /// The fork generation `lock` was opened in; a forked child must open its own.
     fork_generation: u64,
+    /// When the paths were last compared with the open files by `stat`; `None` forces
+    /// the next writer to check.
+    last_path_check: Option<Instant>,
 }
 
 /// What happened under the lock that must be reported after it is released, so that a
 /// slow or panicking hook never runs inside the critical section.
 #[derive(Default)]
 struct Outcome {
-    rotation_error: Option<io::Error>,
+    events_written: u64,
+    bytes_written: u64,
+    rotation_errors: u64,
+    last_rotation_error: Option<io::Error>,
     lock_file_replaced: bool,
     repaired_partial_write: bool,
 }
@@ -97,6 +104,7 @@ pub(crate) struct Parts {
     pub(crate) lock_path: PathBuf,
     pub(crate) max_bytes: u64,
     pub(crate) max_files: usize,
+    pub(crate) path_check_interval: Duration,
     pub(crate) lock: LockFile,
     pub(crate) handle: LogHandle,
     pub(crate) on_error: Option<ErrorHook>,
@@ -125,10 +133,12 @@ impl SharedFile {
             lock_path: parts.lock_path,
             max_bytes: parts.max_bytes,
             max_files: parts.max_files,
+            path_check_interval: parts.path_check_interval,
             state: Mutex::new(State {
                 lock: parts.lock,
                 handle: parts.handle,
                 fork_generation: fork::generation(),
+                last_path_check: None,
             }),
             counters: Counters::default(),
             on_error: parts.on_error,
@@ -174,30 +184,37 @@ impl SharedFile {
 
     /// Writes one event as a single unit: it lands whole in one file, never interleaved
     /// with another process's or thread's event.
-    fn write_event(&self, event: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_event(&self, event: &[u8]) -> io::Result<()> {
         if event.is_empty() {
             return Ok(());
         }
+        self.write_events(event, &[event.len()])
+    }
+
+    /// Writes consecutive events under one hold of the lock: `batch[..ends[0]]` is the
+    /// first event, `batch[ends[0]..ends[1]]` the second, and so on. Events that fit in the
+    /// live file go out in one `write(2)`; rotation happens between events, never inside
+    /// one. On an error the events not yet written are dropped (and counted).
+    pub(crate) fn write_events(&self, batch: &[u8], ends: &[usize]) -> io::Result<()> {
         let inner = &*self.inner;
         let mut outcome = Outcome::default();
-        let result = inner.write_event_locked(event, &mut outcome);
+        let result = inner.write_locked(batch, ends, &mut outcome);
+        inner
+            .counters
+            .written(outcome.events_written, outcome.bytes_written);
         inner.report(&outcome);
-        match result {
-            Ok(()) => {
-                inner.counters.written(event.len());
-                Ok(())
-            }
-            Err(error) => {
-                inner.counters.write_failed();
-                inner.failed(&error, true);
-                Err(error)
-            }
+        if let Err(error) = &result {
+            inner
+                .counters
+                .write_failed(ends.len() as u64 - outcome.events_written);
+            inner.failed(error, true);
         }
+        result
     }
 }
 
 impl Inner {
-    fn write_event_locked(&self, event: &[u8], outcome: &mut Outcome) -> io::Result<()> {
+    fn write_locked(&self, batch: &[u8], ends: &[usize], outcome: &mut Outcome) -> io::Result<()> {
         let wait_started = Instant::now();
         // A thread that panicked while holding the mutex left no half-done work behind
         // (every step below is an independent syscall, and an interrupted append is
@@ -207,6 +224,7 @@ impl Inner {
             lock,
             handle,
             fork_generation,
+            last_path_check,
         } = &mut *state;
         let generation = fork::generation();
         if *fork_generation != generation {
@@ -215,55 +233,141 @@ impl Inner {
             // our own.
             *lock = LockFile::open(&self.lock_path)?;
             *fork_generation = generation;
+            *last_path_check = None;
         }
-        let flock = self.acquire_current_lock(lock, outcome)?;
-        self.counters.waited(wait_started.elapsed());
+        let check_paths = last_path_check
+            .is_none_or(|last| wait_started.duration_since(last) >= self.path_check_interval);
+        let flock = self.acquire_lock(lock, check_paths, outcome)?;
+        let acquired = Instant::now();
+        self.counters.waited(acquired.duration_since(wait_started));
+        if check_paths {
+            *last_path_check = Some(acquired);
+        }
         let lock = flock.lock_file();
+        let mut len = self.live_len(lock, handle, check_paths, outcome)?;
 
+        let mut first = 0;
+        let mut start = 0;
+        // After a failed rotation the next event is appended anyway: losing it would be
+        // worse than an oversized file.
+        let mut append_anyway = false;
+        while first < ends.len() {
+            // The first event always goes into an empty file, even one larger than
+            // max_bytes on its own; after it, events go in while the file has room.
+            let mut last = first;
+            if len == 0 || append_anyway {
+                last += 1;
+            }
+            while last < ends.len() && rotation::fits(len, ends[last] - start, self.max_bytes) {
+                last += 1;
+            }
+            if last == first {
+                self.rotate(handle, outcome, &mut append_anyway)?;
+                len = handle.len()?;
+                lock.set_live(handle.id(), len);
+                continue;
+            }
+            append_anyway = false;
+            let chunk = &batch[start..ends[last - 1]];
+            lock.begin_write(WriteIntent {
+                file: handle.id(),
+                len_before: len,
+                len: chunk.len() as u64,
+            });
+            let appended = handle.append(chunk, len);
+            if let Err(error) = appended {
+                // The append was cut back, or if that failed too, the next holder must
+                // measure the file itself.
+                match handle.len() {
+                    Ok(len) => lock.set_live(handle.id(), len),
+                    Err(_) => lock.forget_live(),
+                }
+                lock.end_write();
+                return Err(error);
+            }
+            len += chunk.len() as u64;
+            lock.set_live_len(len);
+            lock.end_write();
+            outcome.events_written += (last - first) as u64;
+            outcome.bytes_written += chunk.len() as u64;
+            first = last;
+            start = ends[last - 1];
+        }
+        Ok(())
+    }
+
+    /// The live file's length, with `handle` pointing at the live file.
+    ///
+    /// Peers record the live file and its length in the lock file's shared page after
+    /// every append and rotation, so in the common case this costs no syscall. The kernel
+    /// is asked when the page names another file (a peer rotated), when a holder died
+    /// mid-append, and every `path_check_interval` to catch other programs moving or
+    /// deleting the file.
+    fn live_len(
+        &self,
+        lock: &LockFile,
+        handle: &mut LogHandle,
+        check_paths: bool,
+        outcome: &mut Outcome,
+    ) -> io::Result<u64> {
+        let interrupted = lock.interrupted_write();
+        if !check_paths
+            && interrupted.is_none()
+            && let Some(len) = lock.live_len_of(handle.id())
+        {
+            return Ok(len);
+        }
         if handle.is_stale(&self.path)? {
             *handle = LogHandle::open(&self.path)?;
         }
-        if let Some(intent) = lock.interrupted_write() {
-            outcome.repaired_partial_write = handle.repair(&intent)?;
+        if let Some(intent) = interrupted {
+            outcome.repaired_partial_write |= handle.repair(&intent)?;
             lock.end_write();
         }
-        let mut len = handle.len()?;
-        if rotation::must_rotate(len, event.len(), self.max_bytes) {
-            match rotation::rotate(&self.path, self.max_files) {
-                Ok(()) => {
-                    self.counters.rotated();
-                    *handle = LogHandle::open(&self.path)?;
-                }
-                // Losing the event would be worse than an oversized file: append it to
-                // whatever the live path names now, and report after the lock.
-                Err(error) => {
-                    outcome.rotation_error = Some(error);
-                    if handle.is_stale(&self.path)? {
-                        *handle = LogHandle::open(&self.path)?;
-                    }
-                }
-            }
-            len = handle.len()?;
-        }
-        lock.begin_write(WriteIntent {
-            file: handle.id(),
-            len_before: len,
-            len: event.len() as u64,
-        });
-        let result = handle.append(event, len);
-        lock.end_write();
-        result
+        let len = handle.len()?;
+        lock.set_live(handle.id(), len);
+        Ok(len)
     }
 
-    /// Takes the flock on the file that `lock_path` names now. An operator may have
-    /// deleted the lock file, and processes started since lock a new one: follow them.
-    fn acquire_current_lock<'a>(
+    /// Rotates the live file and points `handle` at the fresh one. A failed rotation is
+    /// recorded for the report, and `append_anyway` set so the next event still lands.
+    fn rotate(
+        &self,
+        handle: &mut LogHandle,
+        outcome: &mut Outcome,
+        append_anyway: &mut bool,
+    ) -> io::Result<()> {
+        match rotation::rotate(&self.path, self.max_files) {
+            Ok(()) => {
+                self.counters.rotated();
+                *handle = LogHandle::open(&self.path)?;
+            }
+            Err(error) => {
+                outcome.rotation_errors += 1;
+                outcome.last_rotation_error = Some(error);
+                *append_anyway = true;
+                if handle.is_stale(&self.path)? {
+                    *handle = LogHandle::open(&self.path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the flock. With `check_path`, also makes sure it is the file that
+    /// `lock_path` names now: an operator may have deleted the lock file, and processes
+    /// started since lock a new one, so follow them.
+    fn acquire_lock<'a>(
         &self,
         lock: &'a mut LockFile,
+        check_path: bool,
         outcome: &mut Outcome,
     ) -> io::Result<LockGuard<'a>> {
         for _ in 0..LOCK_ATTEMPTS {
             lock.acquire()?;
+            if !check_path {
+                return Ok(LockGuard::held(lock));
+            }
             match lock.is_current(&self.lock_path) {
                 Ok(true) => return Ok(LockGuard::held(lock)),
                 Ok(false) => {
@@ -284,8 +388,8 @@ impl Inner {
     }
 
     fn report(&self, outcome: &Outcome) {
-        if let Some(error) = &outcome.rotation_error {
-            self.counters.rotation_failed();
+        if let Some(error) = &outcome.last_rotation_error {
+            self.counters.rotation_failed(outcome.rotation_errors);
             self.failed(error, false);
         }
         if outcome.lock_file_replaced {

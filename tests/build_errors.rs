@@ -158,19 +158,32 @@ fn build_unprivileged(path: &Path, scratch: &Path) -> Option<(String, String)> {
     let exe = scratch.join("test-binary");
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = Command::new(&exe)
-        .args([
-            "--exact",
-            "unprivileged_build_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, path)
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run the test binary as nobody");
+    let run = || {
+        Command::new(&exe)
+            .args([
+                "--exact",
+                "unprivileged_build_entry",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, path)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .stderr(Stdio::inherit())
+            .output()
+    };
+    // A child forked by another test thread while the copy was being written holds it open
+    // for writing until it execs, and exec then fails with ETXTBSY: wait that out.
+    let mut attempts = 0;
+    let output = loop {
+        match run() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => break result.expect("run the test binary as nobody"),
+        }
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let result = stdout
         .lines()
