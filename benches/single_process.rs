@@ -145,6 +145,56 @@ fn through_tracing(c: &mut Criterion) {
         });
     }
 
+    for (name, max_bytes) in [
+        ("non_blocking", LARGE),
+        ("non_blocking_rotating_64k", SMALL),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let log = SharedFile::builder(dir.path().join(format!("{name}.log")))
+                    .max_bytes(max_bytes)
+                    .max_files(2)
+                    .build()
+                    .unwrap();
+                let (writer, guard) = log.non_blocking();
+                let _default = tracing_subscriber::registry()
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .with_ansi(false)
+                            .with_timer(tracing_subscriber::fmt::time::UtcTime::rfc_3339())
+                            .with_writer(writer),
+                    )
+                    .set_default();
+                let _ = std::fs::remove_file(log.path());
+                let start = Instant::now();
+                for i in 0..iters {
+                    log_one(i);
+                }
+                // Counts until every queued event is in the file.
+                drop(guard);
+                start.elapsed()
+            })
+        });
+    }
+
+    group.bench_function("format_only", |b| {
+        b.iter_custom(|iters| {
+            let _default = tracing_subscriber::registry()
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_timer(tracing_subscriber::fmt::time::UtcTime::rfc_3339())
+                        .with_writer(std::io::sink),
+                )
+                .set_default();
+            let start = Instant::now();
+            for i in 0..iters {
+                log_one(i);
+            }
+            start.elapsed()
+        })
+    });
+
     group.bench_function("tracing_appender_non_blocking", |b| {
         b.iter_custom(|iters| {
             let _ = std::fs::remove_file(dir.path().join("appender.log"));
@@ -203,6 +253,9 @@ fn print_ratios() {
         ("per_line", "shared_file_io_write"),
         ("per_event", "sync"),
         ("per_event", "sync_rotating_64k"),
+        ("per_event", "non_blocking"),
+        ("per_event", "non_blocking_rotating_64k"),
+        ("per_event", "format_only"),
         ("per_event", "tracing_appender_non_blocking"),
     ];
     let Some(unlocked) = mean_ns("per_line", "raw_append") else {

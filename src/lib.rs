@@ -43,10 +43,12 @@
 
 mod builder;
 mod error;
+mod event_writer;
 mod fork;
 mod handle;
 mod layer;
 mod lock;
+mod non_blocking;
 mod platform;
 mod report;
 mod rotation;
@@ -55,7 +57,11 @@ mod writer;
 
 pub use builder::{Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_PATH_CHECK_INTERVAL};
 pub use error::{Error, ErrorKind};
+pub use event_writer::EventWriter;
 pub use layer::SharedFileLayer;
+pub use non_blocking::{
+    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_QUEUED_BYTES, NonBlocking, NonBlockingBuilder, WorkerGuard,
+};
 pub use report::IoFailure;
 pub use stats::Stats;
-pub use writer::{EventWriter, SharedFile};
+pub use writer::SharedFile;

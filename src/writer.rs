@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::builder::Builder;
+use crate::event_writer::{EventSink, EventWriter};
 use crate::fork;
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, LockGuard, WriteIntent};
@@ -127,6 +128,10 @@ impl SharedFile {
         Builder::new(path.as_ref())
     }
 
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
     pub(crate) fn from_parts(parts: Parts) -> Self {
         let inner = Arc::new(Inner {
             path: parts.path,
@@ -188,17 +193,17 @@ impl SharedFile {
         if event.is_empty() {
             return Ok(());
         }
-        self.write_events(event, &[event.len()])
+        self.write_events(event, 0, &[event.len()])
     }
 
-    /// Writes consecutive events under one hold of the lock: `batch[..ends[0]]` is the
-    /// first event, `batch[ends[0]..ends[1]]` the second, and so on. Events that fit in the
+    /// Writes consecutive events under one hold of the lock: `buf[start..ends[0]]` is the
+    /// first event, `buf[ends[0]..ends[1]]` the second, and so on. Events that fit in the
     /// live file go out in one `write(2)`; rotation happens between events, never inside
     /// one. On an error the events not yet written are dropped (and counted).
-    pub(crate) fn write_events(&self, batch: &[u8], ends: &[usize]) -> io::Result<()> {
+    pub(crate) fn write_events(&self, buf: &[u8], start: usize, ends: &[usize]) -> io::Result<()> {
         let inner = &*self.inner;
         let mut outcome = Outcome::default();
-        let result = inner.write_locked(batch, ends, &mut outcome);
+        let result = inner.write_locked(buf, start, ends, &mut outcome);
         inner
             .counters
             .written(outcome.events_written, outcome.bytes_written);
@@ -214,7 +219,13 @@ impl SharedFile {
 }
 
 impl Inner {
-    fn write_locked(&self, batch: &[u8], ends: &[usize], outcome: &mut Outcome) -> io::Result<()> {
+    fn write_locked(
+        &self,
+        buf: &[u8],
+        mut start: usize,
+        ends: &[usize],
+        outcome: &mut Outcome,
+    ) -> io::Result<()> {
         let wait_started = Instant::now();
         // A thread that panicked while holding the mutex left no half-done work behind
         // (every step below is an independent syscall, and an interrupted append is
@@ -247,7 +258,6 @@ impl Inner {
         let mut len = self.live_len(lock, handle, check_paths, outcome)?;
 
         let mut first = 0;
-        let mut start = 0;
         // After a failed rotation the next event is appended anyway: losing it would be
         // worse than an oversized file.
         let mut append_anyway = false;
@@ -268,7 +278,7 @@ impl Inner {
                 continue;
             }
             append_anyway = false;
-            let chunk = &batch[start..ends[last - 1]];
+            let chunk = &buf[start..ends[last - 1]];
             lock.begin_write(WriteIntent {
                 file: handle.id(),
                 len_before: len,
@@ -461,75 +471,17 @@ impl<'a> MakeWriter<'a> for SharedFile {
     type Writer = EventWriter<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        EventWriter {
-            file: self,
-            pending: Vec::new(),
-        }
+        EventWriter::new(self)
     }
 }
 
-/// The writer [`SharedFile`] hands to a `fmt` layer for one event.
-///
-/// A `fmt` layer writes each event with a single `write_all` of whole lines, which goes
-/// straight to the file. Writers that deliver an event in pieces are buffered until the
-/// writer is flushed or dropped, so the event still reaches the file as one unit.
-///
-/// # Examples
-///
-/// ```
-/// use std::io::Write;
-/// use tracing_shared_file::SharedFile;
-/// use tracing_subscriber::fmt::MakeWriter;
-///
-/// let dir = tempfile::tempdir()?;
-/// let log = SharedFile::builder(dir.path().join("app.log")).build()?;
-/// {
-///     let mut writer = log.make_writer();
-///     write!(writer, "one event, ")?;
-///     writeln!(writer, "written in pieces")?;
-/// } // written here, as one unit
-/// assert_eq!(log.stats().events_written, 1);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub struct EventWriter<'a> {
-    file: &'a SharedFile,
-    pending: Vec<u8>,
-}
-
-impl io::Write for EventWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.pending.is_empty() && buf.ends_with(b"\n") {
-            self.file.write_event(buf)?;
-        } else {
-            self.pending.extend_from_slice(buf);
-        }
-        Ok(buf.len())
+impl EventSink for SharedFile {
+    fn write_event(&self, event: &[u8]) -> io::Result<()> {
+        SharedFile::write_event(self, event)
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        let pending = std::mem::take(&mut self.pending);
-        self.file.write_event(&pending)
-    }
-}
-
-impl Drop for EventWriter<'_> {
-    fn drop(&mut self) {
-        // An event cut short by a panic is incomplete: writing it would leave a partial
-        // line for the next event to glue onto.
-        if std::thread::panicking() {
-            return;
-        }
-        // Errors were already counted and reported by `write_event`.
-        let _ = io::Write::flush(self);
-    }
-}
-
-impl fmt::Debug for EventWriter<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventWriter")
-            .field("path", &self.file.path())
-            .field("pending_bytes", &self.pending.len())
-            .finish()
+    fn path(&self) -> &Path {
+        self.path()
     }
 }
 

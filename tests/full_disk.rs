@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::verifier::{Expect, Verifier};
-use common::workload::{Workers, WriteMode, WriterSpec, run_writer};
+use common::workload::{Workers, WriterSpec, run_writer};
 
 #[test]
 fn worker_entry() {

@@ -21,7 +21,7 @@ fn worker_entry() {
             "worker {} had write errors",
             spec.process
         );
-        if spec.mode == WriteMode::Tracing {
+        if spec.mode != WriteMode::Pieces {
             assert_eq!(
                 stats.events_written,
                 u64::from(spec.threads) * spec.lines_per_thread
@@ -65,6 +65,13 @@ impl Run {
         }
     }
 
+    fn mode(mut self, mode: WriteMode) -> Self {
+        for spec in &mut self.specs {
+            spec.mode = mode;
+        }
+        self
+    }
+
     fn start(&self) -> Workers {
         Workers::start(worker_command, &self.specs)
     }
@@ -102,8 +109,14 @@ fn assert_file_count_matches_bytes(report: &Report, max_bytes: u64) {
 
 /// Runs the writers to completion with rotation every `max_bytes`, and checks every line,
 /// every file and every rotation point.
-fn run_with_many_rotations(processes: u32, threads: u32, lines: u64, max_bytes: u64) {
-    let run = Run::new(processes, threads, lines, max_bytes);
+fn run_with_many_rotations(
+    mode: WriteMode,
+    processes: u32,
+    threads: u32,
+    lines: u64,
+    max_bytes: u64,
+) {
+    let run = Run::new(processes, threads, lines, max_bytes).mode(mode);
     run.start().wait();
 
     let report = run.verifier().verify();
@@ -119,12 +132,22 @@ fn run_with_many_rotations(processes: u32, threads: u32, lines: u64, max_bytes: 
 
 #[test]
 fn many_processes_share_one_rotating_file() {
-    run_with_many_rotations(4, 1, 20_000, 64 * 1024);
+    run_with_many_rotations(WriteMode::Tracing, 4, 1, 20_000, 64 * 1024);
+}
+
+#[test]
+fn many_processes_share_one_rotating_file_non_blocking() {
+    run_with_many_rotations(WriteMode::NonBlocking, 4, 1, 20_000, 64 * 1024);
 }
 
 #[test]
 fn processes_and_threads_together() {
-    run_with_many_rotations(4, 4, 5_000, 32 * 1024);
+    run_with_many_rotations(WriteMode::Tracing, 4, 4, 5_000, 32 * 1024);
+}
+
+#[test]
+fn processes_and_threads_together_non_blocking() {
+    run_with_many_rotations(WriteMode::NonBlocking, 4, 4, 5_000, 32 * 1024);
 }
 
 #[test]
@@ -155,8 +178,17 @@ fn wait_for_bytes(log: &Path, bytes: u64) {
 
 #[test]
 fn writers_recover_when_the_file_is_renamed_away() {
+    recover_when_renamed_away(WriteMode::Tracing);
+}
+
+#[test]
+fn writers_recover_when_the_file_is_renamed_away_non_blocking() {
+    recover_when_renamed_away(WriteMode::NonBlocking);
+}
+
+fn recover_when_renamed_away(mode: WriteMode) {
     const MAX_BYTES: u64 = 256 * 1024;
-    let run = Run::new(4, 1, 20_000, MAX_BYTES);
+    let run = Run::new(4, 1, 20_000, MAX_BYTES).mode(mode);
     let workers = run.start();
     // As logrotate does, several times while the writers run and rotate.
     let moved: Vec<(PathBuf, u64)> = (0..3)
@@ -195,9 +227,18 @@ fn writers_recover_when_the_file_is_renamed_away() {
 
 #[test]
 fn writers_recover_when_the_file_is_deleted() {
+    recover_when_deleted(WriteMode::Tracing);
+}
+
+#[test]
+fn writers_recover_when_the_file_is_deleted_non_blocking() {
+    recover_when_deleted(WriteMode::NonBlocking);
+}
+
+fn recover_when_deleted(mode: WriteMode) {
     // No rotation here, so the file deleted is the one opened just before.
     const MAX_BYTES: u64 = 1 << 40;
-    let run = Run::new(4, 1, 20_000, MAX_BYTES);
+    let run = Run::new(4, 1, 20_000, MAX_BYTES).mode(mode);
     let workers = run.start();
     wait_for_bytes(&run.log, 256 * 1024);
     // Keep the deleted file open to read what reached it before the writers noticed.

@@ -236,3 +236,31 @@ fn a_killed_writer_may_lose_only_its_unacknowledged_tail() {
         .verify();
     assert_eq!(report.lost, 1, "{report}");
 }
+
+#[test]
+fn deleted_oldest_archives_may_take_only_the_oldest_records() {
+    let files = correct_chain(40);
+    let dir = tempfile::tempdir().unwrap();
+    // The two oldest archives are gone, as max_files would have it.
+    write_chain(dir.path(), &files[2..]);
+    let verifier = |expect| {
+        Verifier::new(dir.path().join("app.log"), MAX_BYTES, 100)
+            .expect(W0, expect)
+            .expect(W1, expect)
+            .verify()
+    };
+    verifier(Expect::Newest { total: 40 }).assert_ok();
+    assert!(verifier(Expect::Exactly(40)).lost > 0);
+
+    // A gap after the oldest record present is still a loss.
+    let mut with_gap = files[2..].to_vec();
+    remove_line(&mut with_gap, &line(W0, 30));
+    let dir = tempfile::tempdir().unwrap();
+    write_chain(dir.path(), &with_gap);
+    let report = Verifier::new(dir.path().join("app.log"), MAX_BYTES, 100)
+        .expect(W0, Expect::Newest { total: 40 })
+        .expect(W1, Expect::Newest { total: 40 })
+        .check_rotation_points(false)
+        .verify();
+    assert_eq!(report.lost, 1, "{report}");
+}

@@ -22,6 +22,9 @@ pub enum Expect {
     /// A writer whose events may have been dropped (a full disk): any of `0..attempted`,
     /// but the last one must be there, to show that logging resumed.
     Resumed { attempted: u64 },
+    /// A writer whose oldest records went with archives deleted beyond `max_files`:
+    /// sequences `k..total` for some `k`, with no gaps.
+    Newest { total: u64 },
 }
 
 /// Configures one verification run.
@@ -124,10 +127,14 @@ impl Verifier {
     }
 
     /// Expects `lines` records from each of `threads` threads of `process`.
-    pub fn expect_process(mut self, process: u32, threads: u32, lines: u64) -> Self {
+    pub fn expect_process(self, process: u32, threads: u32, lines: u64) -> Self {
+        self.expect_threads(process, threads, Expect::Exactly(lines))
+    }
+
+    /// Expects `expect` of each of `threads` threads of `process`.
+    pub fn expect_threads(mut self, process: u32, threads: u32, expect: Expect) -> Self {
         for thread in 0..threads {
-            self.expected
-                .insert(WriterId { process, thread }, Expect::Exactly(lines));
+            self.expected.insert(WriterId { process, thread }, expect);
         }
         self
     }
@@ -334,7 +341,9 @@ impl Verifier {
                         .push(format!("{writer:?} seq {seq} appears {count} times"));
                 }
                 let limit = match *expect {
-                    Expect::Exactly(n) | Expect::Resumed { attempted: n } => Some(n),
+                    Expect::Exactly(n)
+                    | Expect::Resumed { attempted: n }
+                    | Expect::Newest { total: n } => Some(n),
                     Expect::Prefix { .. } => None,
                 };
                 if let Some(n) = limit
@@ -350,8 +359,12 @@ impl Verifier {
         for (writer, expect) in &self.expected {
             let empty = BTreeMap::new();
             let seqs = seen.get(writer).unwrap_or(&empty);
+            let expected_from = match *expect {
+                Expect::Newest { total } => seqs.keys().next().copied().unwrap_or(total),
+                _ => 0,
+            };
             let expected_len = match *expect {
-                Expect::Exactly(n) => n,
+                Expect::Exactly(n) | Expect::Newest { total: n } => n,
                 Expect::Resumed { attempted } => {
                     if attempted == 0 || !seqs.contains_key(&(attempted - 1)) {
                         report.lost += 1;
@@ -371,7 +384,7 @@ impl Verifier {
                     .map_or(0, |&max| max + 1)
                     .max(acknowledged),
             };
-            let missing: Vec<u64> = (0..expected_len)
+            let missing: Vec<u64> = (expected_from..expected_len)
                 .filter(|s| !seqs.contains_key(s))
                 .collect();
             if !missing.is_empty() {

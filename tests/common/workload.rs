@@ -81,6 +81,8 @@ pub enum WriteMode {
     /// Straight to the `MakeWriter` writer in three `write` calls per line, as a
     /// hand-written writer might: the event must still land whole.
     Pieces,
+    /// `tracing::info!` through a fmt layer writing to `SharedFile::non_blocking()`.
+    NonBlocking,
 }
 
 const ENV_LOG: &str = "TSF_WORKER_LOG";
@@ -131,6 +133,7 @@ impl WriterSpec {
             sync_dir: PathBuf::from(var(ENV_SYNC_DIR).expect("sync dir missing")),
             mode: match std::env::var(ENV_MODE).as_deref() {
                 Ok("pieces") => WriteMode::Pieces,
+                Ok("non-blocking") => WriteMode::NonBlocking,
                 _ => WriteMode::Tracing,
             },
             acknowledge: std::env::var_os(ENV_ACKNOWLEDGE).is_some(),
@@ -153,6 +156,7 @@ impl WriterSpec {
                 match self.mode {
                     WriteMode::Tracing => "tracing",
                     WriteMode::Pieces => "pieces",
+                    WriteMode::NonBlocking => "non-blocking",
                 },
             );
         if self.acknowledge {
@@ -223,7 +227,23 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
         .max_files(spec.max_files)
         .build()
         .expect("worker cannot build its SharedFile");
-    tracing_subscriber::registry().with(log.layer()).init();
+    let guard = match spec.mode {
+        WriteMode::NonBlocking => {
+            let (writer, guard) = log.non_blocking();
+            tracing_subscriber::registry()
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(writer),
+                )
+                .init();
+            Some(guard)
+        }
+        WriteMode::Tracing | WriteMode::Pieces => {
+            tracing_subscriber::registry().with(log.layer()).init();
+            None
+        }
+    };
 
     std::fs::write(spec.sync_dir.join(format!("ready.{}", spec.process)), b"")
         .expect("cannot signal ready");
@@ -246,7 +266,7 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
                         break;
                     }
                     match spec.mode {
-                        WriteMode::Tracing => {
+                        WriteMode::Tracing | WriteMode::NonBlocking => {
                             tracing::info!(target: "workload", "{}", record(writer, seq));
                         }
                         WriteMode::Pieces => {
@@ -274,6 +294,8 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
             });
         }
     });
+    // Everything queued is written before the stats are read.
+    drop(guard);
     log.stats()
 }
 

@@ -1,0 +1,89 @@
+//! [`EventWriter`]: the per-event writer handed to `fmt` layers, which makes sure an event
+//! reaches its destination as one unit however it is written.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+/// Where an [`EventWriter`] delivers whole events: the file itself, or the queue of the
+/// non-blocking writer.
+pub(crate) trait EventSink {
+    fn write_event(&self, event: &[u8]) -> io::Result<()>;
+    fn path(&self) -> &Path;
+}
+
+/// The writer that [`SharedFile`](crate::SharedFile) and
+/// [`NonBlocking`](crate::NonBlocking) hand to a `fmt` layer for one event.
+///
+/// A `fmt` layer writes each event with a single `write_all` of whole lines, which goes
+/// straight through without a copy. Writers that deliver an event in pieces are buffered
+/// until the writer is flushed or dropped, so the event still arrives as one unit. An
+/// event cut short by a panic is dropped, not written as a partial line.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// use tracing_shared_file::SharedFile;
+/// use tracing_subscriber::fmt::MakeWriter;
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = SharedFile::builder(dir.path().join("app.log")).build()?;
+/// {
+///     let mut writer = log.make_writer();
+///     write!(writer, "one event, ")?;
+///     writeln!(writer, "written in pieces")?;
+/// } // written here, as one unit
+/// assert_eq!(log.stats().events_written, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct EventWriter<'a> {
+    sink: &'a dyn EventSink,
+    pending: Vec<u8>,
+}
+
+impl<'a> EventWriter<'a> {
+    pub(crate) fn new(sink: &'a dyn EventSink) -> Self {
+        EventWriter {
+            sink,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl io::Write for EventWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.pending.is_empty() && buf.ends_with(b"\n") {
+            self.sink.write_event(buf)?;
+        } else {
+            self.pending.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        self.sink.write_event(&pending)
+    }
+}
+
+impl Drop for EventWriter<'_> {
+    fn drop(&mut self) {
+        // An event cut short by a panic is incomplete: writing it would leave a partial
+        // line for the next event to glue onto.
+        if std::thread::panicking() {
+            return;
+        }
+        // Errors were already counted and reported where they happened.
+        let _ = io::Write::flush(self);
+    }
+}
+
+impl fmt::Debug for EventWriter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventWriter")
+            .field("path", &self.sink.path())
+            .field("pending_bytes", &self.pending.len())
+            .finish()
+    }
+}
