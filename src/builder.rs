@@ -251,10 +251,15 @@ fn resolve_symlinks(path: &Path) -> std::io::Result<PathBuf> {
     )))
 }
 
-/// `logs/app.log/` names a directory to the OS even though `Path` drops the slash.
+/// `logs/app.log/` and `logs/app.log/.` name a directory to the OS, though `Path` drops
+/// the slash and the dot.
 fn ends_with_separator(path: &Path) -> bool {
-    path.as_os_str()
-        .as_encoded_bytes()
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let bytes = bytes
+        .strip_suffix(b".")
+        .filter(|rest| rest.is_empty() || rest.ends_with(b"/"))
+        .unwrap_or(bytes);
+    bytes
         .last()
         .is_some_and(|&b| std::path::is_separator(b as char))
 }

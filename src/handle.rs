@@ -21,8 +21,18 @@ pub(crate) struct LogHandle {
 impl LogHandle {
     /// Opens `path` for appending, creating it (and its directory) if missing.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
-        let file = open_creating_dirs(path, OpenOptions::new().append(true).create(true))?;
-        let id = FileId::of(&file.metadata()?);
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        let file = open_creating_dirs(path, crate::platform::never_block_on_open(&mut options))?;
+        let metadata = file.metadata()?;
+        // Rotation renames the file: a device, FIFO or socket must never be moved around.
+        if !metadata.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a device, FIFO or socket cannot be rotated)",
+            ));
+        }
+        let id = FileId::of(&metadata);
         Ok(LogHandle { file, id })
     }
 

@@ -110,6 +110,12 @@ impl LockFile {
         }
     }
 
+    /// Whether this lock file still has a name. Cheap enough for every write: a deleted
+    /// lock file must be noticed before processes started since then lock a new one.
+    pub(crate) fn is_linked(&self) -> io::Result<bool> {
+        Ok(crate::platform::link_count(&self.file)? > 0)
+    }
+
     /// Announces an append; call only while holding the lock.
     pub(crate) fn begin_write(&self, intent: WriteIntent) {
         let word = |i| self.page.word(i);

@@ -251,11 +251,13 @@ impl Inner {
         let flock = self.acquire_lock(lock, check_paths, outcome)?;
         let acquired = Instant::now();
         self.counters.waited(acquired.duration_since(wait_started));
+        let lock = flock.lock_file();
+        let mut len = self.live_len(lock, handle, check_paths, outcome)?;
+        // Only a check that succeeded counts: after a failed one (the path could not be
+        // reopened), the next write must look again rather than trust the old handle.
         if check_paths {
             *last_path_check = Some(acquired);
         }
-        let lock = flock.lock_file();
-        let mut len = self.live_len(lock, handle, check_paths, outcome)?;
 
         let mut first = 0;
         // After a failed rotation the next event is appended anyway: losing it would be
@@ -364,9 +366,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Takes the flock. With `check_path`, also makes sure it is the file that
-    /// `lock_path` names now: an operator may have deleted the lock file, and processes
-    /// started since lock a new one, so follow them.
+    /// Takes the flock on the lock file that processes started now would lock too: an
+    /// operator may have deleted it, and processes started since lock a new one, so follow
+    /// them. Deletion is checked on every write (a cheap `fstat`); with `check_path`, the
+    /// path is also compared, which catches a lock file replaced by another.
     fn acquire_lock<'a>(
         &self,
         lock: &'a mut LockFile,
@@ -375,10 +378,12 @@ impl Inner {
     ) -> io::Result<LockGuard<'a>> {
         for _ in 0..LOCK_ATTEMPTS {
             lock.acquire()?;
-            if !check_path {
-                return Ok(LockGuard::held(lock));
-            }
-            match lock.is_current(&self.lock_path) {
+            let current = if check_path {
+                lock.is_current(&self.lock_path)
+            } else {
+                lock.is_linked()
+            };
+            match current {
                 Ok(true) => return Ok(LockGuard::held(lock)),
                 Ok(false) => {
                     lock.release();

@@ -55,12 +55,14 @@ fn a_directory_is_rejected() {
 fn a_path_without_a_file_name_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let trailing_slash = format!("{}/app.log/", dir.path().display());
+    let trailing_dot = format!("{}/app.log/.", dir.path().display());
     let dot_dot = dir.path().join("logs/..");
     for path in [
         PathBuf::from(""),
         PathBuf::from("/"),
         dot_dot,
         PathBuf::from(trailing_slash),
+        PathBuf::from(trailing_dot),
     ] {
         let err = build(&path).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NoFileName, "for {path:?}");

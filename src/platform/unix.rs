@@ -1,7 +1,8 @@
-use std::fs::{File, Metadata};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
@@ -19,6 +20,26 @@ impl FileId {
             ino: metadata.ino(),
         }
     }
+}
+
+/// Makes opening a FIFO fail at once instead of blocking until a reader appears (a
+/// regular file ignores the flag).
+pub(crate) fn never_block_on_open(options: &mut OpenOptions) -> &mut OpenOptions {
+    options.custom_flags(libc::O_NONBLOCK)
+}
+
+/// How many names `file` has. 0 means it was deleted (or replaced by a rename) while open.
+///
+/// A plain `fstat(2)`: cheaper than the `statx` behind `File::metadata`, and this runs on
+/// every write.
+pub(crate) fn link_count(file: &File) -> io::Result<u64> {
+    // SAFETY: `fstat` writes only into the zeroed struct we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a valid pointer.
+    if unsafe { libc::fstat(file.as_raw_fd(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stat.st_nlink as u64)
 }
 
 /// Registers process-wide fork handlers (`pthread_atfork`): `prepare` runs in the forking
