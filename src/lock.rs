@@ -12,11 +12,12 @@ use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Acquire, Release};
 
 use crate::platform::{FileId, SharedPage};
 
-/// Words of the shared page; all are read and written only under the flock.
+/// Words of the shared page; all are read and written only under the flock, whose system
+/// calls order them between processes, so acquire and release are all they need.
 const INTENT_ACTIVE: usize = 0;
 const INTENT_DEV: usize = 1;
 const INTENT_INO: usize = 2;
@@ -119,32 +120,32 @@ impl LockFile {
     /// Announces an append; call only while holding the lock.
     pub(crate) fn begin_write(&self, intent: WriteIntent) {
         let word = |i| self.page.word(i);
-        word(INTENT_DEV).store(intent.file.dev, SeqCst);
-        word(INTENT_INO).store(intent.file.ino, SeqCst);
-        word(INTENT_LEN_BEFORE).store(intent.len_before, SeqCst);
-        word(INTENT_LEN).store(intent.len, SeqCst);
-        word(INTENT_ACTIVE).store(1, SeqCst);
+        word(INTENT_DEV).store(intent.file.dev, Release);
+        word(INTENT_INO).store(intent.file.ino, Release);
+        word(INTENT_LEN_BEFORE).store(intent.len_before, Release);
+        word(INTENT_LEN).store(intent.len, Release);
+        word(INTENT_ACTIVE).store(1, Release);
     }
 
     /// Marks the announced append as finished (whole, or cut back after an error).
     pub(crate) fn end_write(&self) {
-        self.page.word(INTENT_ACTIVE).store(0, SeqCst);
+        self.page.word(INTENT_ACTIVE).store(0, Release);
     }
 
     /// The append a previous holder announced but did not finish, because it died; call
     /// only while holding the lock, and [`LockFile::end_write`] once it is dealt with.
     pub(crate) fn interrupted_write(&self) -> Option<WriteIntent> {
         let word = |i| self.page.word(i);
-        if word(INTENT_ACTIVE).load(SeqCst) == 0 {
+        if word(INTENT_ACTIVE).load(Acquire) == 0 {
             return None;
         }
         let intent = WriteIntent {
             file: FileId {
-                dev: word(INTENT_DEV).load(SeqCst),
-                ino: word(INTENT_INO).load(SeqCst),
+                dev: word(INTENT_DEV).load(Acquire),
+                ino: word(INTENT_INO).load(Acquire),
             },
-            len_before: word(INTENT_LEN_BEFORE).load(SeqCst),
-            len: word(INTENT_LEN).load(SeqCst),
+            len_before: word(INTENT_LEN_BEFORE).load(Acquire),
+            len: word(INTENT_LEN).load(Acquire),
         };
         Some(intent)
     }
@@ -156,24 +157,24 @@ impl LockFile {
     pub(crate) fn live_len_of(&self, file: FileId) -> Option<u64> {
         let word = |i| self.page.word(i);
         let recorded = FileId {
-            dev: word(LIVE_DEV).load(SeqCst),
-            ino: word(LIVE_INO).load(SeqCst),
+            dev: word(LIVE_DEV).load(Acquire),
+            ino: word(LIVE_INO).load(Acquire),
         };
-        (recorded == file).then(|| word(LIVE_LEN).load(SeqCst))
+        (recorded == file).then(|| word(LIVE_LEN).load(Acquire))
     }
 
     /// Records which file is live and how long it is; call only while holding the lock.
     pub(crate) fn set_live(&self, file: FileId, len: u64) {
         let word = |i| self.page.word(i);
-        word(LIVE_DEV).store(file.dev, SeqCst);
-        word(LIVE_INO).store(file.ino, SeqCst);
-        word(LIVE_LEN).store(len, SeqCst);
+        word(LIVE_DEV).store(file.dev, Release);
+        word(LIVE_INO).store(file.ino, Release);
+        word(LIVE_LEN).store(len, Release);
     }
 
     /// Records the live file's new length after an append; call only while holding the
     /// lock, after [`LockFile::set_live`] for the same file.
     pub(crate) fn set_live_len(&self, len: u64) {
-        self.page.word(LIVE_LEN).store(len, SeqCst);
+        self.page.word(LIVE_LEN).store(len, Release);
     }
 
     /// Forgets the live file, so the next holder asks the kernel.

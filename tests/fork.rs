@@ -112,6 +112,34 @@ fn fork_while_another_thread_writes(dir: &Path) {
     background.join().unwrap();
 }
 
+/// A parent logging through the non-blocking writer forks; the child has no background
+/// thread, so its writer must write synchronously rather than queue forever.
+fn non_blocking_parent_and_children(dir: &Path) {
+    let log = SharedFile::builder(dir.join("app.log"))
+        .max_bytes(MAX_BYTES)
+        .max_files(MAX_FILES)
+        .build()
+        .unwrap();
+    let (non_blocking, guard) = log.non_blocking_builder().max_queued_bytes(4096).finish();
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(non_blocking),
+        )
+        .init();
+    log_records(writer(0, 0), 0..1_000);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let pids: Vec<_> = (1..=CHILDREN)
+        .map(|process| fork_child(move || log_records(writer(process, 0), 0..LINES)))
+        .collect();
+    log_records(writer(0, 0), 1_000..LINES);
+    for pid in pids {
+        wait_child(pid, deadline);
+    }
+    drop(guard);
+}
+
 #[test]
 fn fork_scenario_entry() {
     let Ok(spec) = std::env::var(SCENARIO_ENV) else {
@@ -121,6 +149,7 @@ fn fork_scenario_entry() {
     match scenario {
         "children" => parent_and_children(Path::new(dir)),
         "busy" => fork_while_another_thread_writes(Path::new(dir)),
+        "non-blocking" => non_blocking_parent_and_children(Path::new(dir)),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -179,4 +208,19 @@ fn a_fork_while_another_thread_writes_never_deadlocks_the_child() {
         verifier = verifier.expect(writer(100 + i, 0), Expect::Exactly(1));
     }
     verifier.verify().assert_ok();
+}
+
+#[test]
+fn forked_children_of_a_non_blocking_parent_write_synchronously() {
+    let dir = tempfile::tempdir().unwrap();
+    run_scenario("non-blocking", dir.path());
+
+    let mut verifier = Verifier::new(dir.path().join("app.log"), MAX_BYTES, MAX_FILES)
+        .expect(writer(0, 0), Expect::Exactly(LINES));
+    for process in 1..=CHILDREN {
+        verifier = verifier.expect(writer(process, 0), Expect::Exactly(LINES));
+    }
+    let report = verifier.verify();
+    report.assert_ok();
+    assert!(report.archives >= 50, "rotation ran throughout\n{report}");
 }
