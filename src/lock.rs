@@ -83,6 +83,15 @@ impl LockFile {
         })
     }
 
+    /// Takes the lock if no one holds it; `false` if someone does.
+    pub(crate) fn try_acquire(&self) -> io::Result<bool> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        }
+    }
+
     /// Blocks until this process holds the lock on this file exclusively.
     pub(crate) fn acquire(&self) -> io::Result<()> {
         self.file.lock()
@@ -111,10 +120,16 @@ impl LockFile {
         }
     }
 
-    /// Whether this lock file still has a name. Cheap enough for every write: a deleted
-    /// lock file must be noticed before processes started since then lock a new one.
+    /// Whether this lock file still has a name, after making sure it is long enough to
+    /// touch its shared page. Cheap enough for every write: a deleted lock file must be
+    /// noticed before processes started since then lock a new one, and a truncated one
+    /// before the page is touched (which would fault).
     pub(crate) fn is_linked(&self) -> io::Result<bool> {
-        Ok(crate::platform::link_count(&self.file)? > 0)
+        let status = crate::platform::links_and_len(&self.file)?;
+        if status.len < SharedPage::LEN as u64 {
+            self.file.set_len(SharedPage::LEN as u64)?;
+        }
+        Ok(status.links > 0)
     }
 
     /// Announces an append; call only while holding the lock.

@@ -35,7 +35,8 @@ pub struct Stats {
     pub rotation_errors: u64,
     /// Events that did not reach the file.
     pub events_dropped: u64,
-    /// Time spent waiting for the in-process mutex and the inter-process lock, in total.
+    /// Time spent waiting for the in-process mutex and the inter-process lock, in total
+    /// (a lock taken at the first try counts as no wait).
     pub lock_wait_total: Duration,
     /// The longest single wait for the locks.
     pub lock_wait_max: Duration,

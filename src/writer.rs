@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -79,9 +79,9 @@ pub(crate) struct State {
     handle: LogHandle,
     /// The fork generation `lock` was opened in; a forked child must open its own.
     fork_generation: u64,
-    /// When the paths were last compared with the open files by `stat`; `None` forces
-    /// the next writer to check.
-    last_path_check: Option<Instant>,
+    /// When (on the coarse monotonic clock) the paths were last compared with the open
+    /// files by `stat`; `None` forces the next writer to check.
+    last_path_check: Option<Duration>,
 }
 
 /// What happened under the lock that must be reported after it is released, so that a
@@ -226,11 +226,20 @@ impl Inner {
         ends: &[usize],
         outcome: &mut Outcome,
     ) -> io::Result<()> {
-        let wait_started = Instant::now();
+        // The clock is read only when something has to wait: an uncontended write takes
+        // both locks at the first try and reads no clock.
+        let mut wait_started = None;
         // A thread that panicked while holding the mutex left no half-done work behind
         // (every step below is an independent syscall, and an interrupted append is
         // repaired through the write intent), so poisoning is safe to ignore.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                wait_started = Some(Instant::now());
+                self.state.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        };
         let State {
             lock,
             handle,
@@ -246,17 +255,19 @@ impl Inner {
             *fork_generation = generation;
             *last_path_check = None;
         }
-        let check_paths = last_path_check
-            .is_none_or(|last| wait_started.duration_since(last) >= self.path_check_interval);
-        let flock = self.acquire_lock(lock, check_paths, outcome)?;
-        let acquired = Instant::now();
-        self.counters.waited(acquired.duration_since(wait_started));
+        let now = crate::platform::coarse_now();
+        let check_paths =
+            last_path_check.is_none_or(|last| now.saturating_sub(last) >= self.path_check_interval);
+        let flock = self.acquire_lock(lock, check_paths, &mut wait_started, outcome)?;
+        if let Some(started) = wait_started {
+            self.counters.waited(started.elapsed());
+        }
         let lock = flock.lock_file();
         let mut len = self.live_len(lock, handle, check_paths, outcome)?;
         // Only a check that succeeded counts: after a failed one (the path could not be
         // reopened), the next write must look again rather than trust the old handle.
         if check_paths {
-            *last_path_check = Some(acquired);
+            *last_path_check = Some(now);
         }
 
         let mut first = 0;
@@ -374,10 +385,14 @@ impl Inner {
         &self,
         lock: &'a mut LockFile,
         check_path: bool,
+        wait_started: &mut Option<Instant>,
         outcome: &mut Outcome,
     ) -> io::Result<LockGuard<'a>> {
         for _ in 0..LOCK_ATTEMPTS {
-            lock.acquire()?;
+            if !lock.try_acquire()? {
+                wait_started.get_or_insert_with(Instant::now);
+                lock.acquire()?;
+            }
             let current = if check_path {
                 lock.is_current(&self.lock_path)
             } else {

@@ -1502,3 +1502,25 @@ fn a_symlink_to_an_existing_file_rotates_the_target() {
         "the last line is in the live file behind the link"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The lock file truncated while a process logs: its shared page would fault if touched
+// past the end of the file.
+
+#[test]
+fn a_truncated_lock_file_is_grown_back_before_its_page_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let log = SharedFile::builder(&path).build().unwrap();
+    (&log).write_all(b"before\n").unwrap();
+    for _ in 0..3 {
+        // `>` in a shell: the file keeps its inode and loses its length.
+        File::create(dir.path().join("app.log.lock")).unwrap();
+        (&log).write_all(b"after\n").unwrap();
+        assert!(fs::metadata(dir.path().join("app.log.lock")).unwrap().len() >= 4096);
+    }
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "before\nafter\nafter\nafter\n"
+    );
+}

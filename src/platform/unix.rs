@@ -28,18 +28,40 @@ pub(crate) fn never_block_on_open(options: &mut OpenOptions) -> &mut OpenOptions
     options.custom_flags(libc::O_NONBLOCK)
 }
 
-/// How many names `file` has. 0 means it was deleted (or replaced by a rename) while open.
-///
+/// How many names an open file has (0 once it was deleted or renamed over) and its length.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LinksAndLen {
+    pub(crate) links: u64,
+    pub(crate) len: u64,
+}
+
 /// A plain `fstat(2)`: cheaper than the `statx` behind `File::metadata`, and this runs on
 /// every write.
-pub(crate) fn link_count(file: &File) -> io::Result<u64> {
+pub(crate) fn links_and_len(file: &File) -> io::Result<LinksAndLen> {
     // SAFETY: `fstat` writes only into the zeroed struct we own.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid descriptor and a valid pointer.
     if unsafe { libc::fstat(file.as_raw_fd(), &mut stat) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(stat.st_nlink as u64)
+    Ok(LinksAndLen {
+        links: stat.st_nlink as u64,
+        len: stat.st_size as u64,
+    })
+}
+
+/// A monotonic clock cheap enough for every write, with a resolution of a few
+/// milliseconds where the system has a coarse clock (Linux), as time since boot.
+pub(crate) fn coarse_now() -> std::time::Duration {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC_COARSE;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+    // SAFETY: `clock_gettime` writes only into the struct we own.
+    let mut now: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid clock id and a valid pointer; it cannot fail with those.
+    unsafe { libc::clock_gettime(CLOCK, &mut now) };
+    std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// Registers process-wide fork handlers (`pthread_atfork`): `prepare` runs in the forking
