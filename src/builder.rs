@@ -125,8 +125,10 @@ impl Builder {
     /// suppressed in between). Every failure is also counted in
     /// [`SharedFile::stats`](crate::SharedFile::stats).
     ///
-    /// The hook runs after the locks are released. It must not log through the same
-    /// `SharedFile` (that would recurse); a panic in it is caught and ignored.
+    /// The hook runs after the locks are released, on the thread that wrote (in
+    /// non-blocking mode, the background thread). It must not log through the same
+    /// `SharedFile` or its `NonBlocking` writer: that would recurse, or, with a full queue,
+    /// make the background thread wait for itself. A panic in it is caught and ignored.
     ///
     /// # Examples
     ///

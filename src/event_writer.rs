@@ -15,10 +15,18 @@ pub(crate) trait EventSink {
 /// The writer that [`SharedFile`](crate::SharedFile) and
 /// [`NonBlocking`](crate::NonBlocking) hand to a `fmt` layer for one event.
 ///
-/// A `fmt` layer writes each event with a single `write_all` of whole lines, which goes
-/// straight through without a copy. Writers that deliver an event in pieces are buffered
-/// until the writer is flushed or dropped, so the event still arrives as one unit. An
-/// event cut short by a panic is dropped, not written as a partial line.
+/// A `fmt` layer writes each event with a single `write_all` ending in a newline, which goes
+/// straight through as one event, without a copy. More precisely, the unit is the line:
+///
+/// - a `write` that ends with a newline while nothing is buffered is sent at once, as one
+///   event;
+/// - pieces that do not end a line are buffered, together with everything written after
+///   them, until the writer is flushed or dropped, and then sent as one event.
+///
+/// So an event written piece by piece stays whole, but one written line by line, each
+/// `write` ending in a newline, becomes one event per line: those lines may have other
+/// processes' lines, or a rotation, between them. An event cut short by a panic is dropped,
+/// not written as a partial line.
 ///
 /// # Examples
 ///

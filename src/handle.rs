@@ -79,7 +79,11 @@ impl LogHandle {
         let end = intent.len_before.saturating_add(intent.len);
         // A complete append stays: the process died after writing it whole.
         if len > intent.len_before && len < end {
-            self.file.set_len(intent.len_before)?;
+            if self.file.set_len(intent.len_before).is_err() {
+                // An append-only file cannot be cut: end the partial line instead, so it
+                // stays one garbled line and the next event starts on a line of its own.
+                (&self.file).write_all(b"\n")?;
+            }
             return Ok(true);
         }
         Ok(false)

@@ -5,8 +5,9 @@
 //!
 //! - every event is appended while holding an exclusive `flock(2)` on a side lock file
 //!   (`app.log.lock`), so lines from different processes never interleave;
-//! - under that lock, the writer checks (by device and inode) that its handle still names
-//!   the live file and reopens it if another process rotated it or an operator moved it;
+//! - under that lock, the writer learns from a record in the lock file's shared page
+//!   whether another process rotated (and reopens), and every `path_check_interval` checks
+//!   by device and inode whether another program moved or deleted the file;
 //! - the size that decides rotation is read from disk under the lock, so exactly one
 //!   process rotates, and no file exceeds `max_bytes` unless it holds one event that is
 //!   larger on its own (or a rotation failed, which is reported).

@@ -70,11 +70,10 @@ impl LockFile {
                 .create(true)
                 .truncate(false),
         )?;
+        // Idempotent, so processes racing here all end with the same file; and it makes
+        // a full disk an error now rather than a SIGBUS at the first store to the page.
+        crate::platform::allocate(&file, SharedPage::LEN as u64)?;
         let metadata = file.metadata()?;
-        if metadata.len() < SharedPage::LEN as u64 {
-            // Growing is idempotent, so processes racing here all end with the same file.
-            file.set_len(SharedPage::LEN as u64)?;
-        }
         let page = SharedPage::map(&file)?;
         Ok(LockFile {
             page,
@@ -110,7 +109,7 @@ impl LockFile {
         match std::fs::metadata(path) {
             Ok(metadata) if FileId::of(&metadata) == self.id => {
                 if metadata.len() < SharedPage::LEN as u64 {
-                    self.file.set_len(SharedPage::LEN as u64)?;
+                    crate::platform::allocate(&self.file, SharedPage::LEN as u64)?;
                 }
                 Ok(true)
             }
@@ -127,7 +126,7 @@ impl LockFile {
     pub(crate) fn is_linked(&self) -> io::Result<bool> {
         let status = crate::platform::links_and_len(&self.file)?;
         if status.len < SharedPage::LEN as u64 {
-            self.file.set_len(SharedPage::LEN as u64)?;
+            crate::platform::allocate(&self.file, SharedPage::LEN as u64)?;
         }
         Ok(status.links > 0)
     }

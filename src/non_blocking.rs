@@ -59,9 +59,10 @@ impl NonBlockingBuilder {
     /// The most bytes of formatted events the queue holds. Default:
     /// [`DEFAULT_MAX_QUEUED_BYTES`] (8 MiB).
     ///
-    /// The queue's memory is bounded by twice this (the queue, plus the batch the
-    /// background thread is writing). An event larger than this on its own is still taken
-    /// when the queue is empty. What happens when an event does not fit is set by
+    /// The queue's memory stays within a small multiple of this: the queue, the batch the
+    /// background thread is writing, and the slack of a growing buffer. An event larger
+    /// than this on its own is still taken when the queue is empty, and its memory given
+    /// back after it is written. What happens when an event does not fit is set by
     /// [`NonBlockingBuilder::lossy`].
     ///
     /// # Examples
@@ -389,6 +390,12 @@ impl Shared {
             self.write_batches(&batch, &ends);
             batch.clear();
             ends.clear();
+            // One oversized event must not keep its memory for good: these buffers swap
+            // with the queue, so each stays near the bound.
+            if batch.capacity() > self.max_queued_bytes.saturating_mul(2) {
+                batch.shrink_to(self.max_queued_bytes);
+                ends.shrink_to(self.max_queued_bytes / 64);
+            }
         }
     }
 
@@ -447,6 +454,9 @@ impl Drop for WorkerGuard {
         // A guard dropped in a forked child has no thread to stop, and must not touch a
         // queue that a parent thread may have held at the fork.
         if fork::generation() != self.shared.fork_generation {
+            // The thread does not exist here: dropping its handle would detach a thread
+            // id that means nothing (or something else) in this process.
+            std::mem::forget(self.worker.take());
             return;
         }
         let mut queue = self.shared.lock_queue();

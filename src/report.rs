@@ -2,7 +2,7 @@
 //! flooding it.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -117,7 +117,8 @@ const REPORT_INTERVAL_MS: u64 = 10_000;
 /// Prints messages on stderr, the first at once and then at most one per
 /// [`REPORT_INTERVAL_MS`], saying how many were suppressed in between.
 ///
-/// Lock-free, so that a fork or a panic elsewhere can never leave it blocked.
+/// Takes no lock (not even `std`'s stderr lock), so that a fork or a panic elsewhere can
+/// never leave it blocked.
 #[derive(Debug)]
 pub(crate) struct RateLimitedStderr {
     epoch: Instant,
@@ -153,11 +154,11 @@ impl RateLimitedStderr {
             return;
         }
         let suppressed = self.suppressed.swap(0, Relaxed);
-        let mut stderr = io::stderr().lock();
-        let _ = write!(stderr, "tracing-shared-file: {message}");
+        let mut line = format!("tracing-shared-file: {message}");
         if suppressed > 0 {
-            let _ = write!(stderr, " ({suppressed} more suppressed)");
+            line.push_str(&format!(" ({suppressed} more suppressed)"));
         }
-        let _ = writeln!(stderr);
+        line.push('\n');
+        crate::platform::write_stderr(line.as_bytes());
     }
 }

@@ -285,7 +285,7 @@ impl Inner {
                 last += 1;
             }
             if last == first {
-                self.rotate(handle, outcome, &mut append_anyway)?;
+                self.rotate(handle, outcome, &mut append_anyway, lock)?;
                 len = handle.len()?;
                 lock.set_live(handle.id(), len);
                 continue;
@@ -299,13 +299,15 @@ impl Inner {
             });
             let appended = handle.append(chunk, len);
             if let Err(error) = appended {
-                // The append was cut back, or if that failed too, the next holder must
-                // measure the file itself.
-                match handle.len() {
-                    Ok(len) => lock.set_live(handle.id(), len),
-                    Err(_) => lock.forget_live(),
+                // If the cut-back worked, all is as before. If it did not, leave the
+                // intent standing, so the next holder repairs the partial line before
+                // anything is glued onto it.
+                if handle.len().is_ok_and(|now| now == len) {
+                    lock.set_live(handle.id(), len);
+                    lock.end_write();
+                } else {
+                    lock.forget_live();
                 }
-                lock.end_write();
                 return Err(error);
             }
             len += chunk.len() as u64;
@@ -359,7 +361,12 @@ impl Inner {
         handle: &mut LogHandle,
         outcome: &mut Outcome,
         append_anyway: &mut bool,
+        lock: &LockFile,
     ) -> io::Result<()> {
+        // Until the fresh file is open and recorded, the record must not name the file
+        // being renamed away: a holder that fails or dies half-way leaves the next one to
+        // ask the kernel, instead of appending to (or rotating) the archive.
+        lock.forget_live();
         match rotation::rotate(&self.path, self.max_files) {
             Ok(()) => {
                 self.counters.rotated();

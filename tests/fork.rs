@@ -140,6 +140,35 @@ fn non_blocking_parent_and_children(dir: &Path) {
     drop(guard);
 }
 
+/// A parent thread holds `std`'s stderr lock at the moment of the fork; the child's first
+/// error report must not wait for a thread that does not exist in the child.
+fn report_in_a_child_while_a_parent_thread_holds_stderr(dir: &Path) {
+    use std::io::Write;
+    let path = dir.join("app.log");
+    let log = SharedFile::builder(&path)
+        .path_check_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    (&log).write_all(b"before\n").unwrap();
+    // From now on every write fails (the path is a directory) and is reported.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _stderr = std::io::stderr().lock();
+        held_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    let pid = fork_child(move || {
+        assert!((&log).write_all(b"after\n").is_err());
+    });
+    wait_child(pid, Instant::now() + Duration::from_secs(30));
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+}
+
 #[test]
 fn fork_scenario_entry() {
     let Ok(spec) = std::env::var(SCENARIO_ENV) else {
@@ -150,6 +179,7 @@ fn fork_scenario_entry() {
         "children" => parent_and_children(Path::new(dir)),
         "busy" => fork_while_another_thread_writes(Path::new(dir)),
         "non-blocking" => non_blocking_parent_and_children(Path::new(dir)),
+        "stderr" => report_in_a_child_while_a_parent_thread_holds_stderr(Path::new(dir)),
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -223,4 +253,10 @@ fn forked_children_of_a_non_blocking_parent_write_synchronously() {
     let report = verifier.verify();
     report.assert_ok();
     assert!(report.archives >= 50, "rotation ran throughout\n{report}");
+}
+
+#[test]
+fn an_error_report_in_a_child_never_waits_for_a_parent_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    run_scenario("stderr", dir.path());
 }

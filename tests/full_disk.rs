@@ -173,3 +173,44 @@ fn a_full_disk_drops_whole_events_and_logging_resumes() {
     report.assert_ok();
     assert_eq!(report.torn, 0);
 }
+
+#[test]
+fn a_lock_file_created_on_a_full_disk_is_an_error_not_a_crash() {
+    // The lock file's page is mapped; over a hole, the first store would need a block
+    // and a full disk would answer with SIGBUS, killing this test process.
+    let tmpfs = match Tmpfs::mount("64k") {
+        Ok(tmpfs) => tmpfs,
+        Err(reason) => {
+            eprintln!(
+                "SKIPPED a_lock_file_created_on_a_full_disk_is_an_error_not_a_crash: cannot mount a tmpfs here ({reason})"
+            );
+            return;
+        }
+    };
+    let log_path = tmpfs.path().join("app.log");
+    let log = tracing_shared_file::SharedFile::builder(&log_path)
+        .path_check_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    fill(&tmpfs.path().join("filler"));
+
+    // A new lock file while the disk is full: at build time...
+    let err = tracing_shared_file::SharedFile::builder(tmpfs.path().join("other.log"))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        tracing_shared_file::ErrorKind::OpenLockFile,
+        "{err}"
+    );
+    // ...and when an operator deletes the lock file under a running process.
+    std::fs::remove_file(tmpfs.path().join("app.log.lock")).unwrap();
+    assert!((&log).write_all(b"no room for a new lock file\n").is_err());
+
+    std::fs::remove_file(tmpfs.path().join("filler")).unwrap();
+    (&log).write_all(b"logging resumed\n").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&log_path).unwrap(),
+        "logging resumed\n"
+    );
+}

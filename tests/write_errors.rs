@@ -88,12 +88,57 @@ fn run_rotation_child(dir: &Path) {
     );
 }
 
+/// Child side: a rotation whose reopen fails (no descriptor left), then a peer writes.
+fn run_rotation_reopen_fails_child(dir: &Path) {
+    let path = dir.join("app.log");
+    let rotating = SharedFile::builder(&path)
+        .max_bytes(2 * LINE.len() as u64)
+        .build()
+        .unwrap();
+    // A peer that trusts the shared record for an hour: only the record can tell it.
+    let peer = SharedFile::builder(&path)
+        .max_bytes(2 * LINE.len() as u64)
+        .path_check_interval(std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    (&peer).write_all(LINE).unwrap();
+    (&rotating).write_all(LINE).unwrap();
+
+    // Use up every descriptor, so the rotation renames the file but cannot open a fresh one.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on this process's own limit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_cur.min(256);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    let mut hoard = Vec::new();
+    while let Ok(file) = std::fs::File::open("/dev/null") {
+        hoard.push(file);
+    }
+    let err = (&rotating).write_all(LINE).unwrap_err();
+    drop(hoard);
+    println!("\nROTATION FAILED {err}");
+
+    // The peer's handle is now the archive: it must notice, not append to it.
+    (&peer).write_all(b"peer line\n").unwrap();
+    println!(
+        "LIVE {:?} ARCHIVE {:?}",
+        std::fs::read_to_string(&path).unwrap(),
+        std::fs::read_to_string(dir.join("app.log.1")).unwrap()
+    );
+}
+
 #[test]
 fn full_disk_child_entry() {
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         let (mode, dir) = spec.split_once(':').unwrap();
         match mode {
             "rotation" => run_rotation_child(Path::new(dir)),
+            "reopen" => run_rotation_reopen_fails_child(Path::new(dir)),
             _ => run_child(Path::new(dir), mode),
         }
     }
@@ -218,5 +263,21 @@ fn a_failed_rotation_then_a_failed_append_keeps_what_was_written() {
             .any(|r| r.contains("cannot write to log file")),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn a_rotation_that_cannot_reopen_does_not_send_peers_into_the_archive() {
+    let run = run("reopen");
+    assert!(run.stdout.contains("ROTATION FAILED"), "{}", run.stdout);
+    let line = String::from_utf8_lossy(LINE);
+    let expected = format!(
+        "LIVE \"peer line\\n\" ARCHIVE {:?}",
+        format!("{line}{line}")
+    );
+    assert!(
+        run.stdout.contains(&expected),
+        "expected {expected}\n{}",
+        run.stdout
     );
 }

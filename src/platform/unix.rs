@@ -28,6 +28,38 @@ pub(crate) fn never_block_on_open(options: &mut OpenOptions) -> &mut OpenOptions
     options.custom_flags(libc::O_NONBLOCK)
 }
 
+/// Makes sure the first `len` bytes of `file` exist and have disk blocks behind them.
+///
+/// A mapped page over a hole would need a block at the first store, and on a full disk
+/// the kernel answers that with SIGBUS instead of an error: allocate now, while an error
+/// can still be returned. (glibc falls back to writing zeros where the file system cannot
+/// allocate.)
+pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
+    // SAFETY: a valid descriptor; the range is ours.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+/// Writes `bytes` to stderr with `write(2)` directly. `std`'s stderr takes a lock that a
+/// thread of the parent may have held at a fork, which would hang a child forever.
+pub(crate) fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: a valid buffer for its length; fd 2 may be closed, which only fails.
+        let written = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if written <= 0 {
+            if written < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[written as usize..];
+    }
+}
+
 /// How many names an open file has (0 once it was deleted or renamed over) and its length.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LinksAndLen {
