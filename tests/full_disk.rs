@@ -208,7 +208,14 @@ fn a_lock_file_created_on_a_full_disk_is_an_error_not_a_crash() {
     assert!((&log).write_all(b"no room for a new lock file\n").is_err());
 
     std::fs::remove_file(tmpfs.path().join("filler")).unwrap();
-    (&log).write_all(b"logging resumed\n").unwrap();
+    // The space comes back once the filler's last descriptor closes, and a child that
+    // another test thread is spawning may hold a copy until it execs: retry, as the
+    // library's own next write would.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (&log).write_all(b"logging resumed\n").is_err() {
+        assert!(Instant::now() < deadline, "space never came back");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(
         std::fs::read_to_string(&log_path).unwrap(),
         "logging resumed\n"
