@@ -1,5 +1,7 @@
 //! Every bad configuration gets a clear `Error` from `build()`, naming the path and cause.
 
+mod common;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -160,7 +162,7 @@ fn build_unprivileged(path: &Path, scratch: &Path) -> Option<(String, String)> {
     let exe = scratch.join("test-binary");
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let run = || {
+    let output = common::spawn_retrying(
         Command::new(&exe)
             .args([
                 "--exact",
@@ -171,21 +173,11 @@ fn build_unprivileged(path: &Path, scratch: &Path) -> Option<(String, String)> {
             .env(CHILD_ENV, path)
             .uid(NOBODY)
             .gid(NOBODY)
-            .stderr(Stdio::inherit())
-            .output()
-    };
-    // A child forked by another test thread while the copy was being written holds it open
-    // for writing until it execs, and exec then fails with ETXTBSY: wait that out.
-    let mut attempts = 0;
-    let output = loop {
-        match run() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 100 => {
-                attempts += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            result => break result.expect("run the test binary as nobody"),
-        }
-    };
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    )
+    .and_then(|child| child.wait_with_output())
+    .expect("run the test binary as nobody");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let result = stdout
         .lines()

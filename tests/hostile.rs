@@ -140,7 +140,7 @@ fn spawn_entry(
         .stdout(File::create(&stdout).expect("create stdout file"))
         .stderr(File::create(&stderr).expect("create stderr file"));
     configure(&mut command);
-    let child = command.spawn().expect("cannot spawn child");
+    let child = common::spawn_retrying(&mut command).expect("cannot spawn child");
     RunningChild {
         name: name.to_string(),
         child: Some(child),
