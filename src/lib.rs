@@ -66,3 +66,17 @@ pub use non_blocking::{
 pub use report::IoFailure;
 pub use stats::Stats;
 pub use writer::SharedFile;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn public_types_can_be_shared_across_threads() {
+        fn assert_shareable<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+        assert_shareable::<crate::SharedFile>();
+        assert_shareable::<crate::NonBlocking>();
+        fn assert_send_sync<T: Send + Sync + std::fmt::Debug>() {}
+        assert_send_sync::<crate::WorkerGuard>();
+        assert_send_sync::<crate::Error>();
+        assert_send_sync::<crate::Builder>();
+    }
+}
