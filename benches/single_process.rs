@@ -43,6 +43,33 @@ fn log_one(i: u64) {
     );
 }
 
+/// Makes a fmt layer formatted like `SharedFile::layer()`, writing to `writer`, this
+/// thread's default subscriber.
+fn set_default_fmt<W>(writer: W) -> tracing::subscriber::DefaultGuard
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_timer(tracing_subscriber::fmt::time::UtcTime::rfc_3339())
+                .with_writer(writer),
+        )
+        .set_default()
+}
+
+/// Times `iters` events through the default subscriber, then `drain` (waiting for a
+/// background writer to finish), as one measurement.
+fn time_events(iters: u64, drain: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        log_one(i);
+    }
+    drain();
+    start.elapsed()
+}
+
 /// Runs `iters` lines of `body`, truncating `path` first so the disk does not fill.
 fn timed(path: &Path, iters: u64, mut body: impl FnMut(u64)) -> Duration {
     let _ = std::fs::remove_file(path);
@@ -148,41 +175,18 @@ fn through_tracing(c: &mut Criterion) {
                     .build()
                     .unwrap();
                 let (writer, guard) = log.non_blocking();
-                let _default = tracing_subscriber::registry()
-                    .with(
-                        tracing_subscriber::fmt::layer()
-                            .with_ansi(false)
-                            .with_timer(tracing_subscriber::fmt::time::UtcTime::rfc_3339())
-                            .with_writer(writer),
-                    )
-                    .set_default();
+                let _default = set_default_fmt(writer);
                 let _ = std::fs::remove_file(log.path());
-                let start = Instant::now();
-                for i in 0..iters {
-                    log_one(i);
-                }
                 // Counts until every queued event is in the file.
-                drop(guard);
-                start.elapsed()
+                time_events(iters, || drop(guard))
             })
         });
     }
 
     group.bench_function("format_only", |b| {
         b.iter_custom(|iters| {
-            let _default = tracing_subscriber::registry()
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(false)
-                        .with_timer(tracing_subscriber::fmt::time::UtcTime::rfc_3339())
-                        .with_writer(std::io::sink),
-                )
-                .set_default();
-            let start = Instant::now();
-            for i in 0..iters {
-                log_one(i);
-            }
-            start.elapsed()
+            let _default = set_default_fmt(std::io::sink);
+            time_events(iters, || {})
         })
     });
 
@@ -193,21 +197,9 @@ fn through_tracing(c: &mut Criterion) {
             let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
                 .lossy(false)
                 .finish(appender);
-            let _default = tracing_subscriber::registry()
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(false)
-                        .with_timer(tracing_subscriber::fmt::time::UtcTime::rfc_3339())
-                        .with_writer(writer),
-                )
-                .set_default();
-            let start = Instant::now();
-            for i in 0..iters {
-                log_one(i);
-            }
+            let _default = set_default_fmt(writer);
             // The guard waits for the worker to write what is queued.
-            drop(guard);
-            start.elapsed()
+            time_events(iters, || drop(guard))
         })
     });
     group.finish();

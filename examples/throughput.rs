@@ -32,7 +32,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use tracing_subscriber::prelude::*;
 use verifier::{Expect, Verifier};
 use workload::{Workers, WriteMode, WriterSpec, fmt_line, run_writer};
 
@@ -340,13 +339,7 @@ fn appender_worker(spec: &WriterSpec) {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(appender);
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(writer),
-        )
-        .init();
+    workload::init_fmt_with(writer);
     signal_ready_and_wait(spec);
     std::thread::scope(|scope| {
         for writer in spec.writers() {

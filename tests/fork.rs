@@ -121,13 +121,7 @@ fn non_blocking_parent_and_children(dir: &Path) {
         .build()
         .unwrap();
     let (non_blocking, guard) = log.non_blocking_builder().max_queued_bytes(4096).finish();
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(non_blocking),
-        )
-        .init();
+    common::workload::init_fmt_with(non_blocking);
     log_records(writer(0, 0), 0..1_000);
     let deadline = Instant::now() + Duration::from_secs(120);
     let pids: Vec<_> = (1..=CHILDREN)

@@ -215,6 +215,21 @@ pub fn wait_for_file(path: &Path) {
     }
 }
 
+/// Installs, process-wide, a plain fmt layer (no colours) writing to `writer`.
+pub fn init_fmt_with<W>(writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer),
+        )
+        .init();
+}
+
 /// Runs one worker process: build the shared file, signal ready, wait for the start
 /// signal, log every record from `threads` threads as `spec.mode` says.
 pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
@@ -230,13 +245,7 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
     let guard = match spec.mode {
         WriteMode::NonBlocking => {
             let (writer, guard) = log.non_blocking();
-            tracing_subscriber::registry()
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_ansi(false)
-                        .with_writer(writer),
-                )
-                .init();
+            init_fmt_with(writer);
             Some(guard)
         }
         WriteMode::Tracing | WriteMode::Pieces => {
