@@ -44,6 +44,7 @@ pub struct Builder {
     max_bytes: u64,
     max_files: usize,
     path_check_interval: Duration,
+    lock_timeout: Option<Duration>,
     on_error: Option<ErrorHook>,
 }
 
@@ -54,6 +55,7 @@ impl Builder {
             max_bytes: DEFAULT_MAX_BYTES,
             max_files: DEFAULT_MAX_FILES,
             path_check_interval: DEFAULT_PATH_CHECK_INTERVAL,
+            lock_timeout: None,
             on_error: None,
         }
     }
@@ -120,6 +122,31 @@ impl Builder {
         self
     }
 
+    /// The longest a write waits for the lock while another process holds it. Default:
+    /// no limit, the write waits for as long as the lock is held.
+    ///
+    /// A process that holds the lock and never lets go (one stopped with `SIGSTOP` or by a
+    /// debugger inside its critical section) would otherwise make every writer wait with
+    /// it. Past this bound the write fails with [`std::io::ErrorKind::TimedOut`]: the
+    /// events are dropped, counted in [`Stats::events_dropped`](crate::Stats), and reported
+    /// with the pid of the process that holds the lock. With a bound, a waiting process
+    /// polls the lock (with a back-off up to 1 ms) instead of sleeping in `flock(2)`, so a
+    /// contended write may wait up to about 1 ms longer than it would without one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tracing_shared_file::SharedFile;
+    ///
+    /// let bounded = SharedFile::builder("logs/app.log").lock_timeout(Duration::from_secs(5));
+    /// ```
+    #[must_use]
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = Some(timeout);
+        self
+    }
+
     /// Calls `hook` with every I/O failure on the write path, instead of the default:
     /// a line on stderr, at most once every 10 seconds (with a count of the ones
     /// suppressed in between). Every failure is also counted in
@@ -177,6 +204,7 @@ impl Builder {
             max_bytes,
             max_files,
             path_check_interval,
+            lock_timeout,
             on_error,
         } = self;
         if path.file_name().is_none() || ends_with_separator(&path) {
@@ -210,6 +238,7 @@ impl Builder {
             max_bytes,
             max_files,
             path_check_interval,
+            lock_timeout,
             lock,
             handle,
             on_error,
@@ -224,6 +253,7 @@ impl fmt::Debug for Builder {
             .field("max_bytes", &self.max_bytes)
             .field("max_files", &self.max_files)
             .field("path_check_interval", &self.path_check_interval)
+            .field("lock_timeout", &self.lock_timeout)
             .field("on_error", &self.on_error.as_ref().map(|_| "<hook>"))
             .finish()
     }

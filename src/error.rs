@@ -52,6 +52,10 @@ pub enum ErrorKind {
     CreateDirectory,
     /// The side lock file could not be opened or created.
     OpenLockFile,
+    /// Something that is not this crate's lock file sits at the lock path: a symbolic
+    /// link, something other than a regular file, a file with other hard links, or a file
+    /// holding data without this crate's header. It is left untouched.
+    ForeignLockFile,
     /// The log file could not be opened or created for appending.
     OpenLogFile,
 }
@@ -65,6 +69,7 @@ impl ErrorKind {
             ErrorKind::IsDirectory => "log path is a directory, not a file",
             ErrorKind::CreateDirectory => "cannot create the directory for log file",
             ErrorKind::OpenLockFile => "cannot open lock file",
+            ErrorKind::ForeignLockFile => "refusing to use lock file",
             ErrorKind::OpenLogFile => "cannot open log file",
         }
     }

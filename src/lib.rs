@@ -50,6 +50,7 @@ mod handle;
 mod layer;
 mod lock;
 mod non_blocking;
+mod panic_safe;
 mod platform;
 mod report;
 mod rotation;
@@ -59,10 +60,11 @@ mod writer;
 pub use builder::{Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_PATH_CHECK_INTERVAL};
 pub use error::{Error, ErrorKind};
 pub use event_writer::EventWriter;
-pub use layer::SharedFileLayer;
+pub use layer::{NonBlockingLayer, SharedFileFormat, SharedFileLayer};
 pub use non_blocking::{
     DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_QUEUED_BYTES, NonBlocking, NonBlockingBuilder, WorkerGuard,
 };
+pub use panic_safe::PanicSafe;
 pub use report::IoFailure;
 pub use stats::Stats;
 pub use writer::SharedFile;

@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     max_bytes: u64,
     max_files: usize,
     path_check_interval: Duration,
+    #[allow(dead_code)]
+    lock_timeout: Option<Duration>,
     /// Serialises this process's threads: they all share one flock description.
     pub(crate) state: Mutex<State>,
     counters: Counters,
@@ -106,6 +108,7 @@ pub(crate) struct Parts {
     pub(crate) max_bytes: u64,
     pub(crate) max_files: usize,
     pub(crate) path_check_interval: Duration,
+    pub(crate) lock_timeout: Option<Duration>,
     pub(crate) lock: LockFile,
     pub(crate) handle: LogHandle,
     pub(crate) on_error: Option<ErrorHook>,
@@ -139,6 +142,7 @@ impl SharedFile {
             max_bytes: parts.max_bytes,
             max_files: parts.max_files,
             path_check_interval: parts.path_check_interval,
+            lock_timeout: parts.lock_timeout,
             state: Mutex::new(State {
                 lock: parts.lock,
                 handle: parts.handle,
