@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
 use crate::handle::LogHandle;
-use crate::lock::LockFile;
+use crate::lock::{LockFile, NotOurLockFile};
 use crate::report::{ErrorHook, IoFailure};
 use crate::writer::{Parts, SharedFile};
 
@@ -228,8 +228,14 @@ impl Builder {
                 .map_err(|e| Error::io(ErrorKind::CreateDirectory, parent, e))?;
         }
         let lock_path = LockFile::path_for(&path);
-        let lock = LockFile::open(&lock_path)
-            .map_err(|e| Error::io(ErrorKind::OpenLockFile, &lock_path, e))?;
+        let lock = LockFile::open(&lock_path).map_err(|e| {
+            let kind = if NotOurLockFile::is(&e) {
+                ErrorKind::ForeignLockFile
+            } else {
+                ErrorKind::OpenLockFile
+            };
+            Error::io(kind, &lock_path, e)
+        })?;
         let handle =
             LogHandle::open(&path).map_err(|e| Error::io(ErrorKind::OpenLogFile, &path, e))?;
         Ok(SharedFile::from_parts(Parts {

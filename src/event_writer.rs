@@ -5,10 +5,14 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 
+use crate::critical_section::IfFailed;
+
 /// Where an [`EventWriter`] delivers whole events: the file itself, or the queue of the
 /// non-blocking writer.
 pub(crate) trait EventSink {
-    fn write_event(&self, event: &[u8]) -> io::Result<()>;
+    fn write_event(&self, event: &[u8], if_failed: IfFailed) -> io::Result<()>;
+    /// Counts and reports an event dropped because a panic cut it short.
+    fn cut_short_by_panic(&self);
     fn path(&self) -> &Path;
 }
 
@@ -25,8 +29,13 @@ pub(crate) trait EventSink {
 ///
 /// So an event written piece by piece stays whole, but one written line by line, each
 /// `write` ending in a newline, becomes one event per line: those lines may have other
-/// processes' lines, or a rotation, between them. An event cut short by a panic is dropped,
-/// not written as a partial line.
+/// processes' lines, or a rotation, between them.
+///
+/// An event cut short by a panic (the writer is dropped while its thread unwinds from a
+/// panic that began after the writer was made) is dropped, not written as a partial line,
+/// and counted in [`Stats::events_dropped`](crate::Stats). A writer made while the thread
+/// is already unwinding, in a `Drop` impl say, writes normally. If an explicit `flush`
+/// fails, the event stays buffered: a later `flush`, or the drop, tries again.
 ///
 /// # Examples
 ///
@@ -48,6 +57,9 @@ pub(crate) trait EventSink {
 pub struct EventWriter<'a> {
     sink: &'a dyn EventSink,
     pending: Vec<u8>,
+    /// Whether the thread was already unwinding when this writer was made: then a panic
+    /// seen at the drop is not one that cut this event short.
+    made_while_panicking: bool,
 }
 
 impl<'a> EventWriter<'a> {
@@ -55,14 +67,24 @@ impl<'a> EventWriter<'a> {
         EventWriter {
             sink,
             pending: Vec::new(),
+            made_while_panicking: std::thread::panicking(),
         }
+    }
+
+    fn send_pending(&mut self, if_failed: IfFailed) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.sink.write_event(&self.pending, if_failed)?;
+        self.pending.clear();
+        Ok(())
     }
 }
 
 impl io::Write for EventWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.pending.is_empty() && buf.ends_with(b"\n") {
-            self.sink.write_event(buf)?;
+            self.sink.write_event(buf, IfFailed::Drop)?;
         } else {
             self.pending.extend_from_slice(buf);
         }
@@ -70,8 +92,7 @@ impl io::Write for EventWriter<'_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let pending = std::mem::take(&mut self.pending);
-        self.sink.write_event(&pending)
+        self.send_pending(IfFailed::Keep)
     }
 }
 
@@ -79,11 +100,14 @@ impl Drop for EventWriter<'_> {
     fn drop(&mut self) {
         // An event cut short by a panic is incomplete: writing it would leave a partial
         // line for the next event to glue onto.
-        if std::thread::panicking() {
+        if std::thread::panicking() && !self.made_while_panicking {
+            if !self.pending.is_empty() {
+                self.sink.cut_short_by_panic();
+            }
             return;
         }
         // Errors were already counted and reported where they happened.
-        let _ = io::Write::flush(self);
+        let _ = self.send_pending(IfFailed::Drop);
     }
 }
 

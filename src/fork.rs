@@ -1,20 +1,26 @@
-//! Fork safety for pre-fork servers: a child never shares its parent's lock, and a fork
-//! taken while another thread was mid-write cannot leave the child deadlocked.
+//! Fork safety for pre-fork servers: a child never shares its parent's lock, never keeps
+//! it alive, and a fork taken while another thread was mid-write cannot leave the child
+//! deadlocked.
 //!
 //! flock belongs to the open file description, which a forked child shares with its
-//! parent, so the two would not exclude each other. A `pthread_atfork` child handler bumps
-//! a generation counter; the write path compares it (one atomic load, no syscall) and
-//! opens a fresh lock description in the child before its first write.
+//! parent: the two would not exclude each other, and a child that holds on to it keeps a
+//! dead parent's lock held. So the prepare handler opens a fresh description of every
+//! lock file, and the child handler puts it under the number of the inherited one
+//! (`dup3`), which closes the inherited one in the child at once. The child needs no
+//! permission on the lock file after the fork, which a worker that drops privileges may
+//! no longer have; its mapped page and its log handle are inherited as they are.
 //!
-//! The prepare handler takes every live [`SharedFile`](crate::SharedFile)'s mutex, so no
-//! thread is inside a critical section (holding the mutex or the flock) at the moment of
-//! the fork; both sides release them afterwards.
+//! The prepare handler also takes every live [`SharedFile`](crate::SharedFile)'s mutex, so
+//! no thread is inside a critical section (holding the mutex or the flock) at the moment
+//! of the fork; both sides release them afterwards. The mutex is never held while waiting
+//! for another process, so this waits only for appends already under way.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError, Weak};
 
-use crate::writer::{Inner, State};
+use crate::critical_section::{Inner, State};
+use crate::platform::{self, RawFd};
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
@@ -28,7 +34,7 @@ pub(crate) fn generation() -> u64 {
 /// Makes `inner` known to the fork handlers, installing them on first use.
 pub(crate) fn register(inner: &Arc<Inner>) {
     REGISTER.call_once(|| {
-        if let Err(error) = crate::platform::register_fork_handlers(prepare, parent, child) {
+        if let Err(error) = platform::register_fork_handlers(prepare, parent, child) {
             // Without the handlers a forked child could share its parent's lock; say so
             // rather than fail the build of a process that may never fork.
             eprintln!("tracing-shared-file: cannot register fork handlers: {error}");
@@ -39,30 +45,36 @@ pub(crate) fn register(inner: &Arc<Inner>) {
     live.push(Arc::downgrade(inner));
 }
 
-/// The locks held across a fork by the forking thread. `guard` is declared first so it is
-/// released before the `Arc` that keeps its mutex alive.
+/// One file's locks held across a fork, and the child's lock description. `guard` is
+/// declared first so it is released before the `Arc` that keeps its mutex alive.
 struct Held {
-    _guard: MutexGuard<'static, State>,
-    _inner: Arc<Inner>,
+    guard: Option<MutexGuard<'static, State>>,
+    inner: Arc<Inner>,
+    /// The descriptor number of the lock file, inherited by the child.
+    inherited: RawFd,
+    /// A fresh description of the same lock file for the child, or of `/dev/null` when
+    /// none could be opened (then `fresh_is_lock` is false), or -1.
+    fresh: RawFd,
+    fresh_is_lock: bool,
 }
 
 /// Everything the forking thread holds between `prepare` and `parent`/`child`.
 #[derive(Default)]
 struct HeldAcrossFork {
     // Fields drop in order: the files' mutexes, then the registry taken before them.
-    _files: Vec<Held>,
+    files: Vec<Held>,
     _live: Option<MutexGuard<'static, Vec<Weak<Inner>>>>,
 }
 
 thread_local! {
     static HELD: RefCell<HeldAcrossFork> = const {
-        RefCell::new(HeldAcrossFork { _files: Vec::new(), _live: None })
+        RefCell::new(HeldAcrossFork { files: Vec::new(), _live: None })
     };
 }
 
 unsafe extern "C" fn prepare() {
     let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
-    let held: Vec<Held> = live
+    let files: Vec<Held> = live
         .iter()
         .filter_map(Weak::upgrade)
         .map(|inner| {
@@ -72,35 +84,64 @@ unsafe extern "C" fn prepare() {
             let guard = unsafe {
                 std::mem::transmute::<MutexGuard<'_, State>, MutexGuard<'static, State>>(guard)
             };
+            let inherited = guard.lock.raw_fd();
+            let (fresh, fresh_is_lock) =
+                match platform::open_fresh_description(&inner.lock_path, guard.lock.id()) {
+                    Some(fd) => (fd, true),
+                    None => (platform::open_placeholder(), false),
+                };
             Held {
-                _guard: guard,
-                _inner: inner,
+                guard: Some(guard),
+                inner,
+                inherited,
+                fresh,
+                fresh_is_lock,
             }
         })
         .collect();
     let _ = HELD.try_with(|cell| {
         if let Ok(mut slot) = cell.try_borrow_mut() {
             *slot = HeldAcrossFork {
-                _files: held,
+                files,
                 _live: Some(live),
             };
         }
     });
 }
 
-fn release() {
+fn release(in_child: bool) {
     let _ = HELD.try_with(|cell| {
         if let Ok(mut slot) = cell.try_borrow_mut() {
-            drop(std::mem::take(&mut *slot));
+            let held = std::mem::take(&mut *slot);
+            for mut file in held.files {
+                if in_child {
+                    adopt_fresh_description(&file);
+                } else if file.fresh >= 0 {
+                    platform::close(file.fresh);
+                }
+                drop(file.guard.take());
+            }
         }
     });
 }
 
+/// In the child: replaces the inherited lock description with the fresh one, so that
+/// the parent's description (and any lock on it) is no longer referenced here.
+fn adopt_fresh_description(file: &Held) {
+    let replaced = file.fresh >= 0 && platform::replace_descriptor(file.fresh, file.inherited);
+    if !(replaced && file.fresh_is_lock) {
+        // The number now holds /dev/null, or still the parent's description: either way
+        // it must be replaced by the lock file, opened by path, before its first use.
+        file.inner.lock_inherited.store(true, Ordering::Relaxed);
+    }
+}
+
 unsafe extern "C" fn parent() {
-    release();
+    release(false);
 }
 
 unsafe extern "C" fn child() {
+    platform::refresh_pid();
     GENERATION.fetch_add(1, Ordering::AcqRel);
-    release();
+    release(true);
 }

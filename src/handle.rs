@@ -1,11 +1,15 @@
-//! The process's handle on the live log file, and the check that it is still the live one.
+//! The process's handle on the live log file: opening it safely, noticing when the path
+//! no longer names it, and appending all of an append or nothing torn.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
 use crate::lock::WriteIntent;
-use crate::platform::FileId;
+use crate::platform::{self, FileId};
+
+/// How much of the file the repair reads at a time while looking for the last line end.
+const SCAN_CHUNK: usize = 64 * 1024;
 
 /// An append-mode handle on the log file, remembering which file it opened.
 ///
@@ -18,86 +22,227 @@ pub(crate) struct LogHandle {
     id: FileId,
 }
 
+/// An append that failed part of the way.
+#[derive(Debug)]
+pub(crate) struct FailedAppend {
+    pub(crate) error: io::Error,
+    /// Events of the append that reached the file whole and stay there.
+    pub(crate) events_kept: usize,
+    /// Bytes of those events.
+    pub(crate) bytes_kept: u64,
+    /// The file's length afterwards, if the rest was cut off; `None` if a partial event
+    /// may still be at its end (the cut failed), for the next lock holder to repair.
+    pub(crate) len_after: Option<u64>,
+}
+
 impl LogHandle {
     /// Opens `path` for appending, creating it (and its directory) if missing.
+    ///
+    /// A symbolic link at `path` is refused, never followed: `build()` resolved the path
+    /// once, and a link that appears later could point at any file. So is anything that
+    /// rotation must not move (a FIFO, a device) and a file with other hard links, which
+    /// would be written through to another file.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        // Readable too, so that a partial line can be found and cut; a file we may only
+        // write to is still used, and a partial line in it is ended instead of cut.
         let mut options = OpenOptions::new();
-        options.append(true).create(true);
-        let file = open_creating_dirs(path, crate::platform::never_block_on_open(&mut options))?;
+        options.read(true).append(true).create(true);
+        let opened = open_creating_dirs(path, platform::never_follow(&mut options));
+        let opened = match opened {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                options.read(false);
+                open_creating_dirs(path, &options)
+            }
+            result => result,
+        };
+        let file = opened.map_err(|e| {
+            if platform::is_symlink_refusal(&e) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the log path is now a symbolic link; refusing to follow it",
+                )
+            } else {
+                e
+            }
+        })?;
         let metadata = file.metadata()?;
-        // Rotation renames the file: a device, FIFO or socket must never be moved around.
         if !metadata.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "not a regular file (a device, FIFO or socket cannot be rotated)",
             ));
         }
-        let id = FileId::of(&metadata);
-        Ok(LogHandle { file, id })
+        let links = platform::hard_links(&metadata);
+        if links > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the log file has {links} hard links; refusing to write through to another file"
+                ),
+            ));
+        }
+        platform::make_blocking(&file)?;
+        Ok(LogHandle {
+            file,
+            id: FileId::of(&metadata),
+        })
     }
 
     pub(crate) fn id(&self) -> FileId {
         self.id
     }
 
-    /// Whether `path` no longer names the file this handle points at.
-    ///
-    /// A missing path counts as stale: the next write recreates it.
+    /// Whether `path` no longer names the file this handle points at. A missing path, or
+    /// a symbolic link now at the path, counts as stale.
     pub(crate) fn is_stale(&self, path: &Path) -> io::Result<bool> {
-        match std::fs::metadata(path) {
+        match std::fs::symlink_metadata(path) {
             Ok(metadata) => Ok(FileId::of(&metadata) != self.id),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(e),
         }
     }
 
-    /// The file's current size on disk, which every process sees alike.
+    /// The file's current size, from the kernel.
     pub(crate) fn len(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+        Ok(platform::links_and_len(&self.file)?.len)
     }
 
-    /// Appends all of `buf`, or nothing: after a failed or short write (a full disk) the
-    /// file is cut back to `len_before`, so the next append cannot glue onto a partial
-    /// line. Callers hold the lock, so no other process appended in between.
-    pub(crate) fn append(&mut self, buf: &[u8], len_before: u64) -> io::Result<()> {
-        let result = self.file.write_all(buf);
-        if result.is_err() {
-            // If even this fails the file keeps a partial line; the write error is what
-            // gets reported, and it is the more useful of the two.
-            let _ = self.file.set_len(len_before);
+    /// Appends `chunk`, whose events end at the offsets `event_ends` minus `base`
+    /// (ascending, the last one `base + chunk.len()`). Callers hold the lock.
+    ///
+    /// After a failed or short write (a full disk), the events that reached the file whole
+    /// stay and whatever part of the next one got there is cut off, so no partial line is
+    /// left for the next append to glue onto. Where to cut is measured from the kernel's
+    /// length, never from a cached one.
+    pub(crate) fn append(
+        &self,
+        chunk: &[u8],
+        event_ends: &[usize],
+        base: usize,
+    ) -> Result<(), FailedAppend> {
+        let mut written = 0;
+        while written < chunk.len() {
+            let error = match platform::retry_interrupted(|| (&self.file).write(&chunk[written..]))
+            {
+                Ok(0) => io::ErrorKind::WriteZero.into(),
+                Ok(n) => {
+                    written += n;
+                    continue;
+                }
+                Err(error) => error,
+            };
+            let events_kept = event_ends.partition_point(|&end| end - base <= written);
+            let bytes_kept = events_kept
+                .checked_sub(1)
+                .map_or(0, |last| event_ends[last] - base);
+            return Err(self.cut_back(error, written, events_kept, bytes_kept));
         }
-        result
+        Ok(())
+    }
+
+    fn cut_back(
+        &self,
+        error: io::Error,
+        written: usize,
+        events_kept: usize,
+        bytes_kept: usize,
+    ) -> FailedAppend {
+        let len_after = self.len().ok().and_then(|len| {
+            // Under the lock nobody else appended: the last `written` bytes are ours.
+            let before = len.checked_sub(written as u64)?;
+            let keep = before + bytes_kept as u64;
+            if len > keep {
+                platform::retry_interrupted(|| self.file.set_len(keep)).ok()?;
+            }
+            Some(keep)
+        });
+        FailedAppend {
+            error,
+            events_kept,
+            bytes_kept: bytes_kept as u64,
+            len_after,
+        }
     }
 
     /// Cuts off what remains of an append that a killed process started on this file and
     /// did not finish. Returns whether anything was cut.
+    ///
+    /// Only a partial line is cut: the bytes after the file's last newline, and never
+    /// below the length the killed writer recorded before its append. So a line that was
+    /// whole before the append stays, even if another program appended to the file
+    /// without updating the recorded length; and complete lines of the killed append stay.
     pub(crate) fn repair(&self, intent: &WriteIntent) -> io::Result<bool> {
         if intent.file != self.id {
             return Ok(false);
         }
         let len = self.len()?;
-        let end = intent.len_before.saturating_add(intent.len);
-        // A complete append stays: the process died after writing it whole.
-        if len > intent.len_before && len < end {
-            if self.file.set_len(intent.len_before).is_err() {
-                // An append-only file cannot be cut: end the partial line instead, so it
-                // stays one garbled line and the next event starts on a line of its own.
-                (&self.file).write_all(b"\n")?;
-            }
-            return Ok(true);
+        if len == 0 || len == intent.len_before {
+            return Ok(false);
         }
-        Ok(false)
+        let Ok(last) = self.byte_at(len - 1) else {
+            // Unreadable (write-only): end the partial line, cutting nothing.
+            (&self.file).write_all(b"\n")?;
+            return Ok(true);
+        };
+        if last == b'\n' {
+            return Ok(false);
+        }
+        // The whole append, when it did not end a line (a raw `io::Write` event).
+        if intent.len_before < len && len - intent.len_before == intent.len {
+            return Ok(false);
+        }
+        // A recorded length past the end means the file was truncated behind our back
+        // (copytruncate): it no longer bounds anything.
+        let floor = if intent.len_before < len {
+            intent.len_before
+        } else {
+            0
+        };
+        let cut = self.end_of_last_line(floor, len);
+        let cut_off = cut.is_ok_and(|cut| {
+            platform::retry_interrupted(|| self.file.set_len(cut.unwrap_or(floor))).is_ok()
+        });
+        if !cut_off {
+            // An append-only file cannot be cut: end the partial line instead, so it
+            // stays one garbled line and the next event starts on a line of its own.
+            (&self.file).write_all(b"\n")?;
+        }
+        Ok(true)
+    }
+
+    fn byte_at(&self, offset: u64) -> io::Result<u8> {
+        let mut byte = [0];
+        match platform::read_at(&self.file, &mut byte, offset)? {
+            1 => Ok(byte[0]),
+            _ => Err(io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+
+    /// The offset just past the last newline in `floor..end`, if there is one.
+    fn end_of_last_line(&self, floor: u64, mut end: u64) -> io::Result<Option<u64>> {
+        let mut buffer = vec![0; SCAN_CHUNK];
+        while end > floor {
+            let start = end.saturating_sub(SCAN_CHUNK as u64).max(floor);
+            let part = &mut buffer[..(end - start) as usize];
+            let read = platform::read_at(&self.file, part, start)?;
+            if let Some(i) = part[..read].iter().rposition(|&b| b == b'\n') {
+                return Ok(Some(start + i as u64 + 1));
+            }
+            end = start;
+        }
+        Ok(None)
     }
 }
 
 /// Opens `path` with `options`, recreating its directory first if an operator removed it.
 pub(crate) fn open_creating_dirs(path: &Path, options: &OpenOptions) -> io::Result<File> {
-    match options.open(path) {
+    let open = || platform::retry_interrupted(|| options.open(path));
+    match open() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            options.open(path)
+            open()
         }
         result => result,
     }

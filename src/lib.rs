@@ -43,6 +43,7 @@
 )]
 
 mod builder;
+mod critical_section;
 mod error;
 mod event_writer;
 mod fork;

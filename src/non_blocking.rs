@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::critical_section::IfFailed;
 use crate::event_writer::{EventSink, EventWriter};
 use crate::fork;
 use crate::writer::SharedFile;
@@ -237,6 +238,11 @@ struct Shared {
     fork_generation: u64,
 }
 
+/// The memory one queued event holds: its bytes and its end offset.
+fn held_bytes(event: &[u8]) -> usize {
+    event.len() + std::mem::size_of::<usize>()
+}
+
 #[derive(Default)]
 struct Queue {
     /// Formatted events back to back; `ends[i]` is where event `i` ends.
@@ -250,6 +256,13 @@ struct Queue {
     producers_waiting: usize,
     /// No background thread will take more events: write synchronously instead.
     closed: bool,
+}
+
+impl Queue {
+    /// The memory the queued events hold, bookkeeping included.
+    fn held_bytes(&self) -> usize {
+        self.bytes.len() + self.ends.len() * std::mem::size_of::<usize>()
+    }
 }
 
 impl SharedFile {
@@ -307,15 +320,17 @@ impl Shared {
         // In a forked child the queue may have been locked by a parent thread that does not
         // exist here, and no background thread drains it: never touch it.
         if fork::generation() != self.fork_generation {
-            return self.file.write_event(event);
+            return self.file.write_event(event, IfFailed::Drop);
         }
         let mut queue = self.lock_queue();
         loop {
             if queue.closed {
                 drop(queue);
-                return self.file.write_event(event);
+                return self.file.write_event(event, IfFailed::Drop);
             }
-            if queue.bytes.is_empty() || queue.bytes.len() + event.len() <= self.max_queued_bytes {
+            if queue.bytes.is_empty()
+                || queue.held_bytes() + held_bytes(event) <= self.max_queued_bytes
+            {
                 break;
             }
             if self.lossy {
@@ -400,8 +415,10 @@ impl Shared {
     }
 
     /// Writes the events in `batch` in runs of at most `max_batch_bytes`, each under one
-    /// hold of the lock. Errors were counted and reported by the file; the next batch
-    /// tries again.
+    /// hold of the lock. A run whose write fails is counted and reported by the file, and
+    /// the next run tries again; but once a run timed out waiting for the lock, the rest
+    /// of the batch is dropped (counted and reported), so that a stuck lock holder costs
+    /// one `lock_timeout` per batch, and dropping the guard returns.
     fn write_batches(&self, batch: &[u8], ends: &[usize]) {
         let mut first = 0;
         let mut start = 0;
@@ -410,16 +427,27 @@ impl Shared {
             while last < ends.len() && ends[last] - start <= self.max_batch_bytes {
                 last += 1;
             }
-            let _ = self.file.write_events(batch, start, &ends[first..last]);
+            let result = self.file.write_events(batch, start, &ends[first..last]);
             start = ends[last - 1];
             first = last;
+            if let Err(error) = result
+                && error.kind() == io::ErrorKind::TimedOut
+                && first < ends.len()
+            {
+                self.file.batch_dropped((ends.len() - first) as u64, &error);
+                return;
+            }
         }
     }
 }
 
 impl EventSink for NonBlocking {
-    fn write_event(&self, event: &[u8]) -> io::Result<()> {
+    fn write_event(&self, event: &[u8], _: IfFailed) -> io::Result<()> {
         self.shared.enqueue(event)
+    }
+
+    fn cut_short_by_panic(&self) {
+        self.shared.file.cut_short_by_panic();
     }
 
     fn path(&self) -> &Path {
@@ -440,6 +468,15 @@ impl io::Write for NonBlocking {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.shared.enqueue(buf)?;
         Ok(buf.len())
+    }
+
+    /// Formats the whole of `args` first, then queues it as one event: the default would
+    /// queue each piece of the format string as an event of its own.
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        match args.as_str() {
+            Some(text) => self.shared.enqueue(text.as_bytes()),
+            None => self.shared.enqueue(args.to_string().as_bytes()),
+        }
     }
 
     /// Queued events are written by the background thread; dropping the

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
+use crate::critical_section::IfFailed;
+use crate::lock::RecordedOptions;
+
 /// An I/O failure while logging, as handed to the hook set with
 /// [`Builder::on_error`](crate::Builder::on_error).
 ///
@@ -31,9 +34,52 @@ use std::time::Instant;
 /// ```
 #[derive(Debug)]
 pub struct IoFailure<'a> {
-    pub(crate) path: &'a Path,
-    pub(crate) error: &'a io::Error,
-    pub(crate) event_dropped: bool,
+    path: &'a Path,
+    error: &'a io::Error,
+    what: Failed,
+}
+
+/// What a failure did to the events concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    /// A write failed and its events were lost.
+    WriteDropped,
+    /// A write failed and the writer kept its event for the next flush.
+    WriteKept,
+    /// A rotation failed; the events were appended to the live file anyway.
+    Rotation,
+    /// An event cut short by a panic while it was being written was discarded.
+    CutShortByPanic,
+}
+
+impl<'a> IoFailure<'a> {
+    pub(crate) fn write(path: &'a Path, error: &'a io::Error, if_failed: IfFailed) -> Self {
+        let what = match if_failed {
+            IfFailed::Drop => Failed::WriteDropped,
+            IfFailed::Keep => Failed::WriteKept,
+        };
+        IoFailure { path, error, what }
+    }
+
+    pub(crate) fn rotation(path: &'a Path, error: &'a io::Error) -> Self {
+        IoFailure {
+            path,
+            error,
+            what: Failed::Rotation,
+        }
+    }
+
+    pub(crate) fn cut_short_by_panic(path: &'a Path, error: &'a io::Error) -> Self {
+        IoFailure {
+            path,
+            error,
+            what: Failed::CutShortByPanic,
+        }
+    }
+
+    pub(crate) fn is_rotation(&self) -> bool {
+        self.what == Failed::Rotation
+    }
 }
 
 impl IoFailure<'_> {
@@ -70,7 +116,9 @@ impl IoFailure<'_> {
     /// Whether the event was lost. A failed rotation does not lose the event by itself:
     /// the event is then appended to the live file, which grows past `max_bytes` until a
     /// rotation succeeds. (If that append fails too, it is reported separately, with
-    /// `event_dropped() == true`.)
+    /// `event_dropped() == true`.) Nor does a failed explicit `flush` of an
+    /// [`EventWriter`](crate::EventWriter), which keeps the event to try again. An event
+    /// cut short by a panic while it was being written is dropped, and reported too.
     ///
     /// # Examples
     ///
@@ -83,26 +131,25 @@ impl IoFailure<'_> {
     /// }
     /// ```
     pub fn event_dropped(&self) -> bool {
-        self.event_dropped
+        matches!(self.what, Failed::WriteDropped | Failed::CutShortByPanic)
     }
 }
 
 impl fmt::Display for IoFailure<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.event_dropped {
-            write!(
+        let path = self.path.display();
+        let error = self.error;
+        match self.what {
+            Failed::WriteDropped => write!(f, "cannot write to log file `{path}`: {error}"),
+            Failed::WriteKept => write!(
                 f,
-                "cannot write to log file `{}`: {}",
-                self.path.display(),
-                self.error
-            )
-        } else {
-            write!(
+                "cannot write to log file `{path}`: {error}; the event is kept for the next flush"
+            ),
+            Failed::Rotation => write!(
                 f,
-                "cannot rotate log file `{}`, so it grows past max_bytes until a rotation succeeds: {}",
-                self.path.display(),
-                self.error
-            )
+                "cannot rotate log file `{path}`, so it grows past max_bytes until a rotation succeeds: {error}"
+            ),
+            Failed::CutShortByPanic => write!(f, "log file `{path}`: {error}"),
         }
     }
 }
@@ -161,4 +208,21 @@ impl RateLimitedStderr {
         line.push('\n');
         crate::platform::write_stderr(line.as_bytes());
     }
+}
+
+/// Says once, on stderr, that processes sharing `path` use different rotation options.
+/// Rotation is done by whichever process writes the event that does not fit, so the file
+/// follows a mix of both.
+pub(crate) fn options_disagree(path: &Path, ours: (u64, u64), theirs: RecordedOptions) {
+    let line = format!(
+        "tracing-shared-file: processes sharing log file `{}` use different options: this one (pid {}) max_bytes {} and max_files {}, pid {} max_bytes {} and max_files {}; give every process the same options\n",
+        path.display(),
+        crate::platform::pid(),
+        ours.0,
+        ours.1,
+        theirs.pid,
+        theirs.max_bytes,
+        theirs.max_files
+    );
+    crate::platform::write_stderr(line.as_bytes());
 }

@@ -3,20 +3,20 @@
 
 use std::fmt;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, TryLockError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::builder::Builder;
+use crate::critical_section::{IfFailed, Inner, State};
 use crate::event_writer::{EventSink, EventWriter};
 use crate::fork;
 use crate::handle::LogHandle;
-use crate::lock::{LockFile, LockGuard, WriteIntent};
+use crate::lock::LockFile;
 use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
-use crate::rotation;
 use crate::stats::{Counters, Stats};
 
 /// One log file, shared safely by every process (and thread) that opens the same path.
@@ -57,49 +57,6 @@ use crate::stats::{Counters, Stats};
 pub struct SharedFile {
     inner: Arc<Inner>,
 }
-
-pub(crate) struct Inner {
-    path: PathBuf,
-    lock_path: PathBuf,
-    max_bytes: u64,
-    max_files: usize,
-    path_check_interval: Duration,
-    #[allow(dead_code)]
-    lock_timeout: Option<Duration>,
-    /// Serialises this process's threads: they all share one flock description.
-    pub(crate) state: Mutex<State>,
-    counters: Counters,
-    on_error: Option<ErrorHook>,
-    /// One limiter per kind of report, so that a flood of one never hides another.
-    write_reports: RateLimitedStderr,
-    rotation_reports: RateLimitedStderr,
-    notices: RateLimitedStderr,
-}
-
-pub(crate) struct State {
-    lock: LockFile,
-    handle: LogHandle,
-    /// The fork generation `lock` was opened in; a forked child must open its own.
-    fork_generation: u64,
-    /// When (on the coarse monotonic clock) the paths were last compared with the open
-    /// files by `stat`; `None` forces the next writer to check.
-    last_path_check: Option<Duration>,
-}
-
-/// What happened under the lock that must be reported after it is released, so that a
-/// slow or panicking hook never runs inside the critical section.
-#[derive(Default)]
-struct Outcome {
-    events_written: u64,
-    bytes_written: u64,
-    rotation_errors: u64,
-    last_rotation_error: Option<io::Error>,
-    lock_file_replaced: bool,
-    repaired_partial_write: bool,
-}
-
-/// How often in a row the lock file may be found replaced before giving up on an event.
-const LOCK_ATTEMPTS: usize = 8;
 
 /// Everything [`SharedFile`] is built from.
 pub(crate) struct Parts {
@@ -144,16 +101,17 @@ impl SharedFile {
             path_check_interval: parts.path_check_interval,
             lock_timeout: parts.lock_timeout,
             state: Mutex::new(State {
-                lock: parts.lock,
+                lock: Arc::new(parts.lock),
                 handle: parts.handle,
-                fork_generation: fork::generation(),
                 last_path_check: None,
             }),
+            lock_inherited: AtomicBool::new(false),
             counters: Counters::default(),
             on_error: parts.on_error,
             write_reports: RateLimitedStderr::default(),
             rotation_reports: RateLimitedStderr::default(),
             notices: RateLimitedStderr::default(),
+            options_reported: AtomicBool::new(false),
         });
         fork::register(&inner);
         SharedFile { inner }
@@ -193,274 +151,32 @@ impl SharedFile {
 
     /// Writes one event as a single unit: it lands whole in one file, never interleaved
     /// with another process's or thread's event.
-    pub(crate) fn write_event(&self, event: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_event(&self, event: &[u8], if_failed: IfFailed) -> io::Result<()> {
         if event.is_empty() {
             return Ok(());
         }
-        self.write_events(event, 0, &[event.len()])
+        self.inner.write_events(event, 0, &[event.len()], if_failed)
     }
 
-    /// Writes consecutive events under one hold of the lock: `buf[start..ends[0]]` is the
-    /// first event, `buf[ends[0]..ends[1]]` the second, and so on. Events that fit in the
-    /// live file go out in one `write(2)`; rotation happens between events, never inside
-    /// one. On an error the events not yet written are dropped (and counted).
+    /// Writes consecutive events under as few holds of the lock as rotation allows; see
+    /// [`Inner::write_events`].
     pub(crate) fn write_events(&self, buf: &[u8], start: usize, ends: &[usize]) -> io::Result<()> {
-        let inner = &*self.inner;
-        let mut outcome = Outcome::default();
-        let result = inner.write_locked(buf, start, ends, &mut outcome);
-        inner
-            .counters
-            .written(outcome.events_written, outcome.bytes_written);
-        inner.report(&outcome);
-        if let Err(error) = &result {
-            inner
-                .counters
-                .write_failed(ends.len() as u64 - outcome.events_written);
-            inner.failed(error, true);
-        }
-        result
-    }
-}
-
-impl Inner {
-    fn write_locked(
-        &self,
-        buf: &[u8],
-        mut start: usize,
-        ends: &[usize],
-        outcome: &mut Outcome,
-    ) -> io::Result<()> {
-        // The clock is read only when something has to wait: an uncontended write takes
-        // both locks at the first try and reads no clock.
-        let mut wait_started = None;
-        // A thread that panicked while holding the mutex left no half-done work behind
-        // (every step below is an independent syscall, and an interrupted append is
-        // repaired through the write intent), so poisoning is safe to ignore.
-        let mut state = match self.state.try_lock() {
-            Ok(state) => state,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                wait_started = Some(Instant::now());
-                self.state.lock().unwrap_or_else(PoisonError::into_inner)
-            }
-        };
-        let State {
-            lock,
-            handle,
-            fork_generation,
-            last_path_check,
-        } = &mut *state;
-        let generation = fork::generation();
-        if *fork_generation != generation {
-            // The inherited description is shared with the parent, so its flock excludes
-            // nobody. Never unlock it (that would release the parent's lock): just open
-            // our own.
-            *lock = LockFile::open(&self.lock_path)?;
-            *fork_generation = generation;
-            *last_path_check = None;
-        }
-        let now = crate::platform::coarse_now();
-        let check_paths =
-            last_path_check.is_none_or(|last| now.saturating_sub(last) >= self.path_check_interval);
-        let flock = self.acquire_lock(lock, check_paths, &mut wait_started, outcome)?;
-        if let Some(started) = wait_started {
-            self.counters.waited(started.elapsed());
-        }
-        let lock = flock.lock_file();
-        let mut len = self.live_len(lock, handle, check_paths, outcome)?;
-        // Only a check that succeeded counts: after a failed one (the path could not be
-        // reopened), the next write must look again rather than trust the old handle.
-        if check_paths {
-            *last_path_check = Some(now);
-        }
-
-        let mut first = 0;
-        // After a failed rotation the next event is appended anyway: losing it would be
-        // worse than an oversized file.
-        let mut append_anyway = false;
-        while first < ends.len() {
-            // The first event always goes into an empty file, even one larger than
-            // max_bytes on its own; after it, events go in while the file has room.
-            let mut last = first;
-            if len == 0 || append_anyway {
-                last += 1;
-            }
-            while last < ends.len() && rotation::fits(len, ends[last] - start, self.max_bytes) {
-                last += 1;
-            }
-            if last == first {
-                self.rotate(handle, outcome, &mut append_anyway, lock)?;
-                len = handle.len()?;
-                lock.set_live(handle.id(), len);
-                continue;
-            }
-            append_anyway = false;
-            let chunk = &buf[start..ends[last - 1]];
-            lock.begin_write(WriteIntent {
-                file: handle.id(),
-                len_before: len,
-                len: chunk.len() as u64,
-            });
-            let appended = handle.append(chunk, len);
-            if let Err(error) = appended {
-                // If the cut-back worked, all is as before. If it did not, leave the
-                // intent standing, so the next holder repairs the partial line before
-                // anything is glued onto it.
-                if handle.len().is_ok_and(|now| now == len) {
-                    lock.set_live(handle.id(), len);
-                    lock.end_write();
-                } else {
-                    lock.forget_live();
-                }
-                return Err(error);
-            }
-            len += chunk.len() as u64;
-            lock.set_live_len(len);
-            lock.end_write();
-            outcome.events_written += (last - first) as u64;
-            outcome.bytes_written += chunk.len() as u64;
-            first = last;
-            start = ends[last - 1];
-        }
-        Ok(())
+        self.inner.write_events(buf, start, ends, IfFailed::Drop)
     }
 
-    /// The live file's length, with `handle` pointing at the live file.
-    ///
-    /// Peers record the live file and its length in the lock file's shared page after
-    /// every append and rotation, so in the common case this costs no syscall. The kernel
-    /// is asked when the page names another file (a peer rotated), when a holder died
-    /// mid-append, and every `path_check_interval` to catch other programs moving or
-    /// deleting the file.
-    fn live_len(
-        &self,
-        lock: &LockFile,
-        handle: &mut LogHandle,
-        check_paths: bool,
-        outcome: &mut Outcome,
-    ) -> io::Result<u64> {
-        let interrupted = lock.interrupted_write();
-        if !check_paths
-            && interrupted.is_none()
-            && let Some(len) = lock.live_len_of(handle.id())
-        {
-            return Ok(len);
-        }
-        if handle.is_stale(&self.path)? {
-            *handle = LogHandle::open(&self.path)?;
-        }
-        if let Some(intent) = interrupted {
-            outcome.repaired_partial_write |= handle.repair(&intent)?;
-            lock.end_write();
-        }
-        let len = handle.len()?;
-        lock.set_live(handle.id(), len);
-        Ok(len)
+    /// Counts and reports `events` of a batch dropped after `error`, without trying them.
+    pub(crate) fn batch_dropped(&self, events: u64, error: &io::Error) {
+        self.inner.counters.write_failed(events);
+        self.inner.failed(error, IfFailed::Drop);
     }
 
-    /// Rotates the live file and points `handle` at the fresh one. A failed rotation is
-    /// recorded for the report, and `append_anyway` set so the next event still lands.
-    fn rotate(
-        &self,
-        handle: &mut LogHandle,
-        outcome: &mut Outcome,
-        append_anyway: &mut bool,
-        lock: &LockFile,
-    ) -> io::Result<()> {
-        // Until the fresh file is open and recorded, the record must not name the file
-        // being renamed away: a holder that fails or dies half-way leaves the next one to
-        // ask the kernel, instead of appending to (or rotating) the archive.
-        lock.forget_live();
-        match rotation::rotate(&self.path, self.max_files) {
-            Ok(()) => {
-                self.counters.rotated();
-                *handle = LogHandle::open(&self.path)?;
-            }
-            Err(error) => {
-                outcome.rotation_errors += 1;
-                outcome.last_rotation_error = Some(error);
-                *append_anyway = true;
-                if handle.is_stale(&self.path)? {
-                    *handle = LogHandle::open(&self.path)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes the flock on the lock file that processes started now would lock too: an
-    /// operator may have deleted it, and processes started since lock a new one, so follow
-    /// them. Deletion is checked on every write (a cheap `fstat`); with `check_path`, the
-    /// path is also compared, which catches a lock file replaced by another.
-    fn acquire_lock<'a>(
-        &self,
-        lock: &'a mut LockFile,
-        check_path: bool,
-        wait_started: &mut Option<Instant>,
-        outcome: &mut Outcome,
-    ) -> io::Result<LockGuard<'a>> {
-        for _ in 0..LOCK_ATTEMPTS {
-            if !lock.try_acquire()? {
-                wait_started.get_or_insert_with(Instant::now);
-                lock.acquire()?;
-            }
-            let current = if check_path {
-                lock.is_current(&self.lock_path)
-            } else {
-                lock.is_linked()
-            };
-            match current {
-                Ok(true) => return Ok(LockGuard::held(lock)),
-                Ok(false) => {
-                    lock.release();
-                    *lock = LockFile::open(&self.lock_path)?;
-                    outcome.lock_file_replaced = true;
-                }
-                Err(error) => {
-                    lock.release();
-                    return Err(error);
-                }
-            }
-        }
-        Err(io::Error::other(format!(
-            "lock file `{}` was replaced {LOCK_ATTEMPTS} times in a row",
-            self.lock_path.display()
-        )))
-    }
-
-    fn report(&self, outcome: &Outcome) {
-        if let Some(error) = &outcome.last_rotation_error {
-            self.counters.rotation_failed(outcome.rotation_errors);
-            self.failed(error, false);
-        }
-        if outcome.lock_file_replaced {
-            self.notices.report(format_args!(
-                "lock file `{}` was deleted or replaced; now locking the new one",
-                self.lock_path.display()
-            ));
-        }
-        if outcome.repaired_partial_write {
-            self.notices.report(format_args!(
-                "cut off a partial line that a killed process left in `{}`",
-                self.path.display()
-            ));
-        }
-    }
-
-    fn failed(&self, error: &io::Error, event_dropped: bool) {
-        let failure = IoFailure {
-            path: &self.path,
-            error,
-            event_dropped,
-        };
-        match &self.on_error {
-            // A panicking hook must not take the application down with it.
-            Some(hook) => {
-                let _ = catch_unwind(AssertUnwindSafe(|| hook(&failure)));
-            }
-            None if event_dropped => self.write_reports.report(format_args!("{failure}")),
-            None => self.rotation_reports.report(format_args!("{failure}")),
-        }
+    /// Counts and reports an event that a panic cut short while it was being written.
+    pub(crate) fn cut_short_by_panic(&self) {
+        self.inner.counters.dropped(1);
+        let error =
+            io::Error::other("dropped an event that a panic cut short while it was being written");
+        self.inner
+            .report_failure(&IoFailure::cut_short_by_panic(&self.inner.path, &error));
     }
 }
 
@@ -478,8 +194,17 @@ impl fmt::Debug for SharedFile {
 impl io::Write for &SharedFile {
     /// Writes all of `buf` as one event; returns `buf.len()` or the error.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_event(buf)?;
+        self.write_event(buf, IfFailed::Drop)?;
         Ok(buf.len())
+    }
+
+    /// Formats the whole of `args` first, then writes it as one event: the default would
+    /// write each piece of the format string as an event of its own.
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        match args.as_str() {
+            Some(text) => self.write_all(text.as_bytes()),
+            None => self.write_all(args.to_string().as_bytes()),
+        }
     }
 
     /// Every write goes straight to the file, so there is nothing to flush.
@@ -491,6 +216,10 @@ impl io::Write for &SharedFile {
 impl io::Write for SharedFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self).write(buf)
+    }
+
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        (&*self).write_fmt(args)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -507,8 +236,12 @@ impl<'a> MakeWriter<'a> for SharedFile {
 }
 
 impl EventSink for SharedFile {
-    fn write_event(&self, event: &[u8]) -> io::Result<()> {
-        SharedFile::write_event(self, event)
+    fn write_event(&self, event: &[u8], if_failed: IfFailed) -> io::Result<()> {
+        SharedFile::write_event(self, event, if_failed)
+    }
+
+    fn cut_short_by_panic(&self) {
+        SharedFile::cut_short_by_panic(self);
     }
 
     fn path(&self) -> &Path {

@@ -97,13 +97,13 @@ fn a_parent_that_cannot_be_created_is_reported() {
 }
 
 #[test]
-fn a_lock_file_that_cannot_be_opened_is_reported() {
+fn a_directory_at_the_lock_path_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     std::fs::create_dir(dir.path().join("app.log.lock")).unwrap();
     let err = build(&path).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::OpenLockFile);
-    assert_message_names(&err, &dir.path().join("app.log.lock"), "Is a directory");
+    assert_eq!(err.kind(), ErrorKind::ForeignLockFile);
+    assert_message_names(&err, &dir.path().join("app.log.lock"), "is a directory");
 }
 
 #[test]

@@ -567,7 +567,7 @@ fn random_options_and_paths_build_or_fail_cleanly() {
         "ZeroMaxFiles",
         "IsDirectory",
         "CreateDirectory",
-        "OpenLockFile",
+        "ForeignLockFile",
         "OpenLogFile",
     ] {
         assert!(

@@ -88,7 +88,7 @@ fn run_rotation_child(dir: &Path) {
     );
 }
 
-/// Child side: a rotation whose reopen fails (no descriptor left), then a peer writes.
+/// Child side: a rotation whose reopen fails (no inode left), then a peer writes.
 fn run_rotation_reopen_fails_child(dir: &Path) {
     let path = dir.join("app.log");
     let rotating = SharedFile::builder(&path)
@@ -104,23 +104,16 @@ fn run_rotation_reopen_fails_child(dir: &Path) {
     (&peer).write_all(LINE).unwrap();
     (&rotating).write_all(LINE).unwrap();
 
-    // Use up every descriptor, so the rotation renames the file but cannot open a fresh one.
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain syscalls on this process's own limit.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_cur.min(256);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-    let mut hoard = Vec::new();
-    while let Ok(file) = std::fs::File::open("/dev/null") {
-        hoard.push(file);
+    // Use up every inode of the file system (a tmpfs mounted with few), so the rotation
+    // renames the file but cannot create a fresh one.
+    let mut fillers = Vec::new();
+    while std::fs::write(dir.join(format!("filler.{}", fillers.len())), b"").is_ok() {
+        fillers.push(dir.join(format!("filler.{}", fillers.len())));
     }
     let err = (&rotating).write_all(LINE).unwrap_err();
-    drop(hoard);
+    for filler in fillers {
+        std::fs::remove_file(filler).unwrap();
+    }
     println!("\nROTATION FAILED {err}");
 
     // The peer's handle is now the archive: it must notice, not append to it.
@@ -151,7 +144,10 @@ struct ChildRun {
 }
 
 fn run(mode: &str) -> ChildRun {
-    let dir = tempfile::tempdir().unwrap();
+    run_in(mode, tempfile::tempdir().unwrap())
+}
+
+fn run_in(mode: &str, dir: tempfile::TempDir) -> ChildRun {
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -268,7 +264,25 @@ fn a_failed_rotation_then_a_failed_append_keeps_what_was_written() {
 
 #[test]
 fn a_rotation_that_cannot_reopen_does_not_send_peers_into_the_archive() {
-    let run = run("reopen");
+    // A tmpfs with few inodes, so that creating the fresh log file fails; that needs root.
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,nr_inodes=32", "tmpfs"])
+        .arg(dir.path())
+        .output();
+    if !mounted.as_ref().is_ok_and(|output| output.status.success()) {
+        println!("skipped: cannot mount a tmpfs (needs root): {mounted:?}");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let path = dir.path().to_path_buf();
+    let _unmount = Unmount(&path);
+    let run = run_in("reopen", dir);
     assert!(run.stdout.contains("ROTATION FAILED"), "{}", run.stdout);
     let line = String::from_utf8_lossy(LINE);
     let expected = format!(

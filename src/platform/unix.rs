@@ -1,10 +1,11 @@
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
-use std::os::unix::fs::OpenOptionsExt;
+pub(crate) use std::os::fd::RawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// What makes a file the same file: its device and inode, not its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,26 +23,102 @@ impl FileId {
     }
 }
 
-/// Makes opening a FIFO fail at once instead of blocking until a reader appears (a
-/// regular file ignores the flag).
-pub(crate) fn never_block_on_open(options: &mut OpenOptions) -> &mut OpenOptions {
-    options.custom_flags(libc::O_NONBLOCK)
+/// The descriptor number of `file`.
+pub(crate) fn raw_fd(file: &File) -> RawFd {
+    file.as_raw_fd()
+}
+
+/// How many names a file has. More than one means another file shares its data: writing
+/// to it would write to that file too.
+pub(crate) fn hard_links(metadata: &Metadata) -> u64 {
+    metadata.nlink()
+}
+
+/// Flags for every open after the path was resolved: never follow a symbolic link at the
+/// last component (a link swapped in later could point anywhere), and never block on a
+/// FIFO waiting for a reader.
+pub(crate) fn never_follow(options: &mut OpenOptions) -> &mut OpenOptions {
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+}
+
+/// Whether an open failed because the last component is a symbolic link (what
+/// `O_NOFOLLOW` answers with).
+pub(crate) fn is_symlink_refusal(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Clears the `O_NONBLOCK` that [`never_follow`] set, once the file is known to be a
+/// regular file: some file systems (FUSE, NFS) would otherwise answer writes with EAGAIN.
+pub(crate) fn make_blocking(file: &File) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs `call` until it does not fail with EINTR: a signal handler installed without
+/// `SA_RESTART` makes blocking system calls return early.
+pub(crate) fn retry_interrupted<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match call() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result,
+        }
+    }
 }
 
 /// Makes sure the first `len` bytes of `file` exist and have disk blocks behind them.
 ///
 /// A mapped page over a hole would need a block at the first store, and on a full disk
 /// the kernel answers that with SIGBUS instead of an error: allocate now, while an error
-/// can still be returned. (glibc falls back to writing zeros where the file system cannot
-/// allocate.)
+/// can still be returned.
 pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
-    // SAFETY: a valid descriptor; the range is ours.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(rc))
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        // glibc falls back to writing zeros where the file system cannot allocate.
+        retry_interrupted(|| {
+            // SAFETY: a valid descriptor; the range is ours.
+            let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::from_raw_os_error(rc))
+            }
+        })
     }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // No posix_fallocate (macOS, the other BSDs): write real zeros past the end.
+        let current = file.metadata()?.len();
+        if current < len {
+            let zeros = vec![0u8; (len - current) as usize];
+            file.write_all_at(&zeros, current)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file.
+pub(crate) fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<usize> {
+    let mut total = 0;
+    while !buf.is_empty() {
+        match retry_interrupted(|| file.read_at(buf, offset))? {
+            0 => break,
+            n => {
+                total += n;
+                offset += n as u64;
+                buf = &mut buf[n..];
+            }
+        }
+    }
+    Ok(total)
 }
 
 /// Writes `bytes` to stderr with `write(2)` directly. `std`'s stderr takes a lock that a
@@ -96,6 +173,25 @@ pub(crate) fn coarse_now() -> std::time::Duration {
     std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
+/// This process's id, without a system call (glibc no longer caches `getpid`); the fork
+/// child handler refreshes it through [`refresh_pid`].
+pub(crate) fn pid() -> u32 {
+    match PID.load(Relaxed) {
+        0 => refresh_pid(),
+        pid => pid,
+    }
+}
+
+/// Re-reads the process id; async-signal-safe, for the fork child handler.
+pub(crate) fn refresh_pid() -> u32 {
+    // SAFETY: getpid cannot fail.
+    let pid = unsafe { libc::getpid() } as u32;
+    PID.store(pid, Relaxed);
+    pid
+}
+
+static PID: AtomicU32 = AtomicU32::new(0);
+
 /// Registers process-wide fork handlers (`pthread_atfork`): `prepare` runs in the forking
 /// thread before the fork, `parent` and `child` after it on each side.
 pub(crate) fn register_fork_handlers(
@@ -110,6 +206,50 @@ pub(crate) fn register_fork_handlers(
     } else {
         Err(io::Error::from_raw_os_error(rc))
     }
+}
+
+/// Opens a fresh open file description of the file at `path` for reading and writing,
+/// without following a symbolic link, as a raw descriptor closed on exec; `None` if it
+/// cannot be opened or is not the file `expected`. For the fork prepare handler.
+pub(crate) fn open_fresh_description(path: &Path, expected: FileId) -> Option<RawFd> {
+    let file = never_follow(OpenOptions::new().read(true).write(true))
+        .open(path)
+        .ok()?;
+    let metadata = file.metadata().ok()?;
+    if FileId::of(&metadata) != expected {
+        return None;
+    }
+    Some(std::os::fd::IntoRawFd::into_raw_fd(file))
+}
+
+/// Opens `/dev/null`, a stand-in that keeps a descriptor number taken; `-1` if it fails.
+/// Async-signal-safe.
+pub(crate) fn open_placeholder() -> RawFd {
+    // SAFETY: a constant NUL-terminated path.
+    unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }
+}
+
+/// Makes `target` refer to `source`'s open file description (closing what `target`
+/// referred to), close-on-exec, then closes `source`. Async-signal-safe.
+pub(crate) fn replace_descriptor(source: RawFd, target: RawFd) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    // SAFETY: both are descriptors of this process; dup3 closes `target` atomically.
+    let ok = unsafe { libc::dup3(source, target, libc::O_CLOEXEC) } == target;
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    // SAFETY: as above; no other thread runs in a freshly forked child, so the
+    // descriptor cannot leak through an exec between the two calls.
+    let ok = unsafe {
+        libc::dup2(source, target) == target
+            && libc::fcntl(target, libc::F_SETFD, libc::FD_CLOEXEC) == 0
+    };
+    close(source);
+    ok
+}
+
+/// Closes a raw descriptor. Async-signal-safe.
+pub(crate) fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd`; an error (EINTR included) leaves it closed on Linux.
+    unsafe { libc::close(fd) };
 }
 
 /// A page of a file mapped shared into memory, so that every process that maps the same

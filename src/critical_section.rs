@@ -1,0 +1,442 @@
+//! The critical section every write goes through: take this process's mutex and the
+//! inter-process lock, find the live file and its length, rotate if the events do not
+//! fit, append, and report what happened once both locks are released.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::{Duration, Instant};
+
+use crate::handle::LogHandle;
+use crate::lock::{LockFile, LockGuard, Page, RecordedOptions, WriteIntent};
+use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
+use crate::rotation::{self, Rotated};
+use crate::stats::Counters;
+
+/// How often in a row the lock file may be found replaced before giving up on an event.
+const LOCK_ATTEMPTS: usize = 8;
+
+/// What becomes of events whose write fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfFailed {
+    /// They are lost: counted as dropped.
+    Drop,
+    /// The caller keeps them to try again: counted as a failed write only.
+    Keep,
+}
+
+/// Everything one [`SharedFile`](crate::SharedFile) and its clones share.
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    pub(crate) lock_path: PathBuf,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_files: usize,
+    pub(crate) path_check_interval: Duration,
+    pub(crate) lock_timeout: Option<Duration>,
+    /// Serialises this process's threads: they all share one flock description. Never
+    /// held while waiting for another process, so a fork never waits on one.
+    pub(crate) state: Mutex<State>,
+    /// Set in a forked child that could not be given a lock description of its own: the
+    /// one it holds is its parent's, and must be replaced before it is used.
+    pub(crate) lock_inherited: AtomicBool,
+    pub(crate) counters: Counters,
+    pub(crate) on_error: Option<ErrorHook>,
+    /// One limiter per kind of report, so that a flood of one never hides another.
+    pub(crate) write_reports: RateLimitedStderr,
+    pub(crate) rotation_reports: RateLimitedStderr,
+    pub(crate) notices: RateLimitedStderr,
+    /// Whether a disagreement over the options has been reported (once is enough).
+    pub(crate) options_reported: AtomicBool,
+}
+
+pub(crate) struct State {
+    /// Shared with threads waiting for the flock outside the mutex.
+    pub(crate) lock: Arc<LockFile>,
+    pub(crate) handle: LogHandle,
+    /// When (on the coarse monotonic clock) the paths were last compared with the open
+    /// files by `stat`; `None` forces the next writer to check.
+    pub(crate) last_path_check: Option<Duration>,
+}
+
+/// What happened under the lock that must be reported after it is released, so that a
+/// slow or panicking hook never runs inside the critical section.
+#[derive(Default)]
+struct Outcome {
+    events_written: u64,
+    bytes_written: u64,
+    rotation_errors: u64,
+    last_rotation_error: Option<io::Error>,
+    lock_file_replaced: bool,
+    repaired_partial_write: bool,
+    options_disagree: Option<RecordedOptions>,
+}
+
+/// Both locks, held: the state behind the mutex, and whether this hold must compare the
+/// paths with the open files.
+struct Entered<'a> {
+    state: MutexGuard<'a, State>,
+    check_paths: bool,
+    now: Duration,
+}
+
+impl Inner {
+    /// Writes consecutive events: `buf[start..ends[0]]` is the first event,
+    /// `buf[ends[0]..ends[1]]` the second, and so on. Events that fit in the live file go
+    /// out in one `write(2)`; rotation happens between events, never inside one, and at
+    /// most once per hold of the lock, so that other processes get their turn.
+    pub(crate) fn write_events(
+        &self,
+        buf: &[u8],
+        mut start: usize,
+        ends: &[usize],
+        if_failed: IfFailed,
+    ) -> io::Result<()> {
+        let mut outcome = Outcome::default();
+        let mut done = 0;
+        let result = loop {
+            match self.write_some(buf, start, &ends[done..], &mut outcome) {
+                Ok(written) => {
+                    done += written;
+                    if done == ends.len() {
+                        break Ok(());
+                    }
+                    start = ends[done - 1];
+                    std::thread::yield_now();
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        self.counters
+            .written(outcome.events_written, outcome.bytes_written);
+        self.report(&outcome);
+        if let Err(error) = &result {
+            let unwritten = ends.len() as u64 - outcome.events_written;
+            self.counters.write_failed(match if_failed {
+                IfFailed::Drop => unwritten,
+                IfFailed::Keep => 0,
+            });
+            self.failed(error, if_failed);
+        }
+        result
+    }
+
+    /// One hold of the locks: writes a prefix of the events; returns how many.
+    fn write_some(
+        &self,
+        buf: &[u8],
+        mut start: usize,
+        ends: &[usize],
+        outcome: &mut Outcome,
+    ) -> io::Result<usize> {
+        let Entered {
+            mut state,
+            check_paths,
+            now,
+        } = self.enter(outcome)?;
+        let State {
+            lock,
+            handle,
+            last_path_check,
+        } = &mut *state;
+        let guard = LockGuard::held(lock);
+        let page = guard.lock_file().page();
+        if let Some(theirs) = page.swap_options(RecordedOptions {
+            max_bytes: self.max_bytes,
+            max_files: self.max_files as u64,
+            pid: u64::from(crate::platform::pid()),
+        }) {
+            outcome.options_disagree = Some(theirs);
+        }
+        let mut len = self.live_len(page, handle, check_paths, outcome)?;
+        // Only a check that succeeded counts: after a failed one (the path could not be
+        // reopened), the next write must look again rather than trust the old handle.
+        if check_paths {
+            *last_path_check = Some(now);
+        }
+
+        let mut first = 0;
+        // After a failed rotation the next event is appended anyway: losing it would be
+        // worse than an oversized file.
+        let mut append_anyway = false;
+        let mut len_confirmed = check_paths;
+        let mut rotated = false;
+        while first < ends.len() {
+            // The first event always goes into an empty file, even one larger than
+            // max_bytes on its own; after it, events go in while the file has room.
+            let mut last = first;
+            if len == 0 || append_anyway {
+                last += 1;
+            }
+            while last < ends.len() && rotation::fits(len, ends[last] - start, self.max_bytes) {
+                last += 1;
+            }
+            if last == first {
+                // Never rotate on the recorded length alone: another program may have
+                // cut the file (copytruncate) or appended to it.
+                if !len_confirmed {
+                    len_confirmed = true;
+                    let real = handle.len()?;
+                    if real != len {
+                        len = real;
+                        page.set_live(handle.id(), len);
+                        continue;
+                    }
+                }
+                if rotated {
+                    break;
+                }
+                rotated = true;
+                self.rotate(page, handle, outcome, &mut append_anyway)?;
+                len = handle.len()?;
+                page.set_live(handle.id(), len);
+                continue;
+            }
+            append_anyway = false;
+            let chunk = &buf[start..ends[last - 1]];
+            page.begin_write(WriteIntent {
+                file: handle.id(),
+                len_before: len,
+                len: chunk.len() as u64,
+            });
+            if let Err(failed) = handle.append(chunk, &ends[first..last], start) {
+                outcome.events_written += failed.events_kept as u64;
+                outcome.bytes_written += failed.bytes_kept;
+                match failed.len_after {
+                    Some(len_after) => {
+                        page.set_live(handle.id(), len_after);
+                        page.end_write();
+                    }
+                    // The cut failed: the intent stays, so the next holder repairs the
+                    // partial line before anything is glued onto it.
+                    None => page.forget_live(),
+                }
+                return Err(failed.error);
+            }
+            len += chunk.len() as u64;
+            page.set_live_len(len);
+            page.end_write();
+            len_confirmed = false;
+            outcome.events_written += (last - first) as u64;
+            outcome.bytes_written += chunk.len() as u64;
+            first = last;
+            start = ends[last - 1];
+        }
+        Ok(first)
+    }
+
+    /// Takes this process's mutex, then the flock, following a lock file that was
+    /// deleted or replaced. The flock is waited for with the mutex released, so that
+    /// a fork, and this process's other threads, never wait behind another process.
+    fn enter(&self, outcome: &mut Outcome) -> io::Result<Entered<'_>> {
+        // The clock is read only when something has to wait: an uncontended write takes
+        // both locks at the first try and reads no clock.
+        let mut wait_started = None;
+        let mut waited_on: Option<Arc<LockFile>> = None;
+        let mut replaced = 0;
+        loop {
+            let mut state = self.lock_state(&mut wait_started);
+            if let Some(waited) = waited_on.take()
+                && !Arc::ptr_eq(&waited, &state.lock)
+            {
+                // Another thread replaced the lock file while this one waited on the old
+                // one, which nobody will use now: let it go.
+                waited.release();
+            }
+            if self.lock_inherited.load(Relaxed) {
+                state.lock = Arc::new(LockFile::open(&self.lock_path)?);
+                self.lock_inherited.store(false, Relaxed);
+                state.last_path_check = None;
+            }
+            let now = crate::platform::coarse_now();
+            let check_paths = state
+                .last_path_check
+                .is_none_or(|last| now.saturating_sub(last) >= self.path_check_interval);
+            if !state.lock.try_acquire()? {
+                let lock = Arc::clone(&state.lock);
+                drop(state);
+                let started = *wait_started.get_or_insert_with(Instant::now);
+                let deadline = self.lock_timeout.map(|timeout| started + timeout);
+                lock.wait(deadline)
+                    .map_err(|e| self.wait_failed(e, &lock))?;
+                waited_on = Some(lock);
+                continue;
+            }
+            let current = if check_paths {
+                state.lock.is_current(&self.lock_path)
+            } else {
+                state.lock.is_linked()
+            };
+            match current {
+                Ok(true) => {
+                    if let Some(started) = wait_started {
+                        self.counters.waited(started.elapsed());
+                    }
+                    return Ok(Entered {
+                        state,
+                        check_paths,
+                        now,
+                    });
+                }
+                Ok(false) => {
+                    state.lock.release();
+                    replaced += 1;
+                    if replaced == LOCK_ATTEMPTS {
+                        return Err(io::Error::other(format!(
+                            "lock file `{}` was replaced {LOCK_ATTEMPTS} times in a row",
+                            self.lock_path.display()
+                        )));
+                    }
+                    state.lock = Arc::new(LockFile::open(&self.lock_path)?);
+                    outcome.lock_file_replaced = true;
+                }
+                Err(error) => {
+                    state.lock.release();
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn lock_state(&self, wait_started: &mut Option<Instant>) -> MutexGuard<'_, State> {
+        // A thread that panicked while holding the mutex left no half-done work behind
+        // (every step is an independent syscall, and an interrupted append is repaired
+        // through the write intent), so poisoning is safe to ignore.
+        match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                wait_started.get_or_insert_with(Instant::now);
+                self.state.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        }
+    }
+
+    /// The error for a wait for the flock that ended without it, naming the holder.
+    fn wait_failed(&self, error: io::Error, lock: &LockFile) -> io::Error {
+        if error.kind() != io::ErrorKind::TimedOut {
+            return error;
+        }
+        let holder = match lock.page().holder() {
+            Some(pid) => format!("pid {pid}"),
+            None => "a process that did not record its pid (not tracing-shared-file)".into(),
+        };
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "lock file `{}` was held by {holder} for longer than the lock_timeout of {:?}",
+                self.lock_path.display(),
+                self.lock_timeout.unwrap_or_default()
+            ),
+        )
+    }
+
+    /// The live file's length, with `handle` pointing at the live file.
+    ///
+    /// Peers record the live file and its length in the lock file's shared page after
+    /// every append and rotation, so in the common case this costs no syscall. The kernel
+    /// is asked when the page names another file (a peer rotated), when a holder died
+    /// mid-append, and every `path_check_interval` to catch other programs moving,
+    /// deleting or appending to the file.
+    fn live_len(
+        &self,
+        page: &Page,
+        handle: &mut LogHandle,
+        check_paths: bool,
+        outcome: &mut Outcome,
+    ) -> io::Result<u64> {
+        let interrupted = page.interrupted_write();
+        if !check_paths
+            && interrupted.is_none()
+            && let Some(len) = page.live_len_of(handle.id())
+        {
+            return Ok(len);
+        }
+        if handle.is_stale(&self.path)? {
+            *handle = LogHandle::open(&self.path)?;
+        }
+        if let Some(intent) = interrupted {
+            outcome.repaired_partial_write |= handle.repair(&intent)?;
+            page.end_write();
+        }
+        let len = handle.len()?;
+        page.set_live(handle.id(), len);
+        Ok(len)
+    }
+
+    /// Rotates the live file and points `handle` at the fresh one. A failed rotation is
+    /// recorded for the report, and `append_anyway` set so the next event still lands.
+    fn rotate(
+        &self,
+        page: &Page,
+        handle: &mut LogHandle,
+        outcome: &mut Outcome,
+        append_anyway: &mut bool,
+    ) -> io::Result<()> {
+        // Until the fresh file is open and recorded, the record must not name the file
+        // being renamed away: a holder that fails or dies half-way leaves the next one to
+        // ask the kernel, instead of appending to (or rotating) the archive.
+        page.forget_live();
+        match rotation::rotate(&self.path, handle.id(), self.max_files) {
+            Ok(Rotated::Yes) => {
+                self.counters.rotated();
+                *handle = LogHandle::open(&self.path)?;
+            }
+            Ok(Rotated::PathMoved) => *handle = LogHandle::open(&self.path)?,
+            Err(error) => {
+                outcome.rotation_errors += 1;
+                outcome.last_rotation_error = Some(error);
+                *append_anyway = true;
+                if handle.is_stale(&self.path)? {
+                    *handle = LogHandle::open(&self.path)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report(&self, outcome: &Outcome) {
+        if let Some(error) = &outcome.last_rotation_error {
+            self.counters.rotation_failed(outcome.rotation_errors);
+            self.report_failure(&IoFailure::rotation(&self.path, error));
+        }
+        if outcome.lock_file_replaced {
+            self.notices.report(format_args!(
+                "lock file `{}` was deleted or replaced; now locking the new one",
+                self.lock_path.display()
+            ));
+        }
+        if outcome.repaired_partial_write {
+            self.notices.report(format_args!(
+                "cut off a partial line that a killed process left in `{}`",
+                self.path.display()
+            ));
+        }
+        if let Some(theirs) = outcome.options_disagree
+            && !self.options_reported.swap(true, Relaxed)
+        {
+            crate::report::options_disagree(
+                &self.path,
+                (self.max_bytes, self.max_files as u64),
+                theirs,
+            );
+        }
+    }
+
+    pub(crate) fn failed(&self, error: &io::Error, if_failed: IfFailed) {
+        self.report_failure(&IoFailure::write(&self.path, error, if_failed));
+    }
+
+    pub(crate) fn report_failure(&self, failure: &IoFailure<'_>) {
+        match &self.on_error {
+            // A panicking hook must not take the application down with it.
+            Some(hook) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(failure)));
+            }
+            None if failure.is_rotation() => {
+                self.rotation_reports.report(format_args!("{failure}"))
+            }
+            None => self.write_reports.report(format_args!("{failure}")),
+        }
+    }
+}

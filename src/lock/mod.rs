@@ -1,0 +1,256 @@
+//! The inter-process lock: an exclusive `flock(2)` on a side file next to the log.
+//!
+//! The lock lives on its own file because rotation renames the log file: a lock on the
+//! log itself would stop excluding anyone the moment it was renamed. Rotation never
+//! renames or deletes the lock file.
+//!
+//! The lock file's first page is also mapped shared into every process (see [`page`]):
+//! the live file and its length, the append in progress, the holder's pid.
+
+mod page;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::platform::{self, FileId, RawFd, SharedPage};
+
+pub(crate) use page::{Page, RecordedOptions, WriteIntent};
+
+/// The longest pause between two tries when a bounded wait polls the lock.
+const MAX_POLL_PAUSE: Duration = Duration::from_millis(1);
+
+/// The side lock file of one log file, held open for the life of a
+/// [`SharedFile`](crate::SharedFile).
+///
+/// flock belongs to the open file description, which all threads of a process share, so
+/// this lock excludes other processes only: callers serialise their own threads first.
+#[derive(Debug)]
+pub(crate) struct LockFile {
+    // Declared before `file` so it is unmapped before the file closes.
+    page: Page,
+    file: File,
+    id: FileId,
+}
+
+/// Why something at the lock path is not a lock file of ours; carried inside the
+/// `io::Error` that refuses it.
+#[derive(Debug)]
+pub(crate) struct NotOurLockFile {
+    reason: String,
+}
+
+impl fmt::Display for NotOurLockFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "it {}; it was left untouched: remove it, or choose another log path",
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for NotOurLockFile {}
+
+impl NotOurLockFile {
+    fn error(reason: impl Into<String>) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            NotOurLockFile {
+                reason: reason.into(),
+            },
+        )
+    }
+
+    /// Whether `error` is a refusal of a file that is not ours.
+    pub(crate) fn is(error: &io::Error) -> bool {
+        error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<NotOurLockFile>())
+    }
+}
+
+impl LockFile {
+    /// The lock file's path for a log path: `app.log` locks through `app.log.lock`.
+    pub(crate) fn path_for(log_path: &Path) -> PathBuf {
+        let mut name = OsString::from(log_path.as_os_str());
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    /// Opens (creating it, and its directory, if missing) the lock file at `path`.
+    ///
+    /// Something that is not one of our lock files is refused before a byte of it is
+    /// written: a symbolic link, anything but a regular file, a file with other names
+    /// (hard links), or a file that holds data without our header.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        // Write access is what mapping the page needs; flock itself needs none.
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true);
+        let file = crate::handle::open_creating_dirs(path, platform::never_follow(&mut options))
+            .map_err(|e| {
+                if platform::is_symlink_refusal(&e) {
+                    NotOurLockFile::error("is a symbolic link")
+                } else if e.kind() == io::ErrorKind::IsADirectory {
+                    NotOurLockFile::error("is a directory")
+                } else {
+                    e
+                }
+            })?;
+        let metadata = file.metadata()?;
+        if !metadata.is_file() {
+            return Err(NotOurLockFile::error(
+                "is not a regular file (a FIFO, socket or device)",
+            ));
+        }
+        let links = platform::hard_links(&metadata);
+        if links > 1 {
+            return Err(NotOurLockFile::error(format!(
+                "has {links} hard links, so it is also another file"
+            )));
+        }
+        let mut head = vec![0; SharedPage::LEN];
+        let read = platform::read_at(&file, &mut head, 0)?;
+        match page::classify(&head[..read]) {
+            page::Content::Blank | page::Content::Ours => {}
+            page::Content::OtherVersion(version) => {
+                return Err(NotOurLockFile::error(format!(
+                    "was made by an incompatible version of tracing-shared-file (page layout {version})"
+                )));
+            }
+            page::Content::Foreign => {
+                return Err(NotOurLockFile::error(
+                    "holds data that is not a tracing-shared-file lock page",
+                ));
+            }
+        }
+        platform::make_blocking(&file)?;
+        // Idempotent, so processes racing here all end with the same file; and it makes
+        // a full disk an error now rather than a SIGBUS at the first store to the page.
+        if metadata.len() < SharedPage::LEN as u64 {
+            platform::allocate(&file, SharedPage::LEN as u64)?;
+        }
+        let page = Page::new(SharedPage::map(&file)?);
+        page.initialise();
+        Ok(LockFile {
+            page,
+            file,
+            id: FileId::of(&metadata),
+        })
+    }
+
+    pub(crate) fn page(&self) -> &Page {
+        &self.page
+    }
+
+    pub(crate) fn id(&self) -> FileId {
+        self.id
+    }
+
+    /// The descriptor, for the fork handlers to give a child its own open file
+    /// description under the same number.
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        platform::raw_fd(&self.file)
+    }
+
+    /// Takes the lock if no one holds it; `false` if someone does.
+    pub(crate) fn try_acquire(&self) -> io::Result<bool> {
+        platform::retry_interrupted(|| match self.file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(error)) => Err(error),
+        })
+    }
+
+    /// Waits until this open file description holds the lock, or until `deadline`.
+    ///
+    /// Without a deadline the wait sleeps in `flock(2)`, woken by the kernel when the lock
+    /// is let go. `flock` cannot time out, so with one the lock is polled, with pauses
+    /// growing to [`MAX_POLL_PAUSE`].
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> io::Result<()> {
+        let Some(deadline) = deadline else {
+            return platform::retry_interrupted(|| self.file.lock());
+        };
+        let mut pause = Duration::from_micros(20);
+        loop {
+            if self.try_acquire()? {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(MAX_POLL_PAUSE);
+        }
+    }
+
+    pub(crate) fn release(&self) {
+        // An unlock can only fail on a bad descriptor, and closing the file would release
+        // the lock anyway; nothing useful can be done with the error here.
+        let _ = platform::retry_interrupted(|| self.file.unlock());
+    }
+
+    /// Whether `path` still names this lock file, and the file is long enough to touch
+    /// its shared page. An operator may delete it (processes that reopen by name would
+    /// then lock a different file), replace it, or truncate it (touching the page would
+    /// then fault).
+    pub(crate) fn is_current(&self, path: &Path) -> io::Result<bool> {
+        match std::fs::symlink_metadata(path) {
+            Ok(metadata) if FileId::of(&metadata) == self.id => {
+                self.restore_length(metadata.len())?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether this lock file still has a name, after making sure it is long enough to
+    /// touch its shared page. Cheap enough for every write: a deleted lock file must be
+    /// noticed before processes started since then lock a new one, and a truncated one
+    /// before the page is touched (which would fault).
+    pub(crate) fn is_linked(&self) -> io::Result<bool> {
+        let status = platform::links_and_len(&self.file)?;
+        self.restore_length(status.len)?;
+        Ok(status.links > 0)
+    }
+
+    /// Grows a truncated lock file back to a page, and writes its header again.
+    fn restore_length(&self, len: u64) -> io::Result<()> {
+        if len < SharedPage::LEN as u64 {
+            platform::allocate(&self.file, SharedPage::LEN as u64)?;
+            self.page.initialise();
+        }
+        Ok(())
+    }
+}
+
+/// Releases the lock when dropped, on every path out of the critical section.
+#[derive(Debug)]
+pub(crate) struct LockGuard<'a> {
+    lock: &'a LockFile,
+}
+
+impl<'a> LockGuard<'a> {
+    /// Takes over a lock that `lock` already holds, recording this process as its holder.
+    pub(crate) fn held(lock: &'a LockFile) -> Self {
+        lock.page.set_holder(platform::pid());
+        LockGuard { lock }
+    }
+
+    pub(crate) fn lock_file(&self) -> &'a LockFile {
+        self.lock
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.page.set_holder(0);
+        self.lock.release();
+    }
+}

@@ -1,0 +1,230 @@
+//! The layout of the lock file's first page, which every process maps shared.
+//!
+//! The page starts with a magic number and a layout version, so that a file that merely
+//! sits at the lock path (a user's file, another program's) is never taken for ours and
+//! written over. A page of zeros is a lock file that nobody has set up yet.
+//!
+//! All words after the header are read and written only under the flock, whose system
+//! calls order them between processes, so acquire and release are all they need. Every
+//! value is a hint that the kernel can confirm: nothing is truncated on its word alone.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+use crate::platform::{FileId, SharedPage};
+
+/// `tsf-lock` in ASCII, read as a native-endian word.
+const MAGIC: u64 = u64::from_ne_bytes(*b"tsf-lock");
+/// Bumped whenever the meaning of a word changes.
+const LAYOUT_VERSION: u64 = 1;
+
+const WORD_MAGIC: usize = 0;
+const WORD_VERSION: usize = 1;
+/// An append announced and not yet finished: the file, its length before, the length of
+/// the append.
+const INTENT_ACTIVE: usize = 2;
+const INTENT_DEV: usize = 3;
+const INTENT_INO: usize = 4;
+const INTENT_LEN_BEFORE: usize = 5;
+const INTENT_LEN: usize = 6;
+/// The live file as the last lock holder left it: device, inode and length. A holder
+/// whose handle is that file trusts the length instead of asking the kernel, and one
+/// whose handle is not knows at once that a peer rotated. Device and inode 0 mean unknown.
+const LIVE_DEV: usize = 7;
+const LIVE_INO: usize = 8;
+const LIVE_LEN: usize = 9;
+/// The pid of the process holding the lock (0 when none), for the report of a writer that
+/// gave up waiting.
+const HOLDER_PID: usize = 10;
+/// The rotation options of the last process that wrote, to tell processes that disagree.
+const OPTION_MAX_BYTES: usize = 11;
+const OPTION_MAX_FILES: usize = 12;
+const OPTION_PID: usize = 13;
+
+/// What the first bytes of an existing lock file say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// Empty or all zeros: a lock file nobody has set up yet (or one truncated).
+    Blank,
+    /// A page of this layout.
+    Ours,
+    /// Our magic number with another layout version.
+    OtherVersion(u64),
+    /// Anything else: not ours to write to.
+    Foreign,
+}
+
+/// Classifies the first bytes of a lock file (up to a page; fewer if it is shorter).
+pub(crate) fn classify(bytes: &[u8]) -> Content {
+    let word = |i: usize| {
+        bytes
+            .get(i * 8..i * 8 + 8)
+            .map(|b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+    };
+    if bytes.iter().all(|&b| b == 0) {
+        return Content::Blank;
+    }
+    match (word(WORD_MAGIC), word(WORD_VERSION)) {
+        (Some(MAGIC), Some(LAYOUT_VERSION)) => Content::Ours,
+        (Some(MAGIC), Some(version)) => Content::OtherVersion(version),
+        _ => Content::Foreign,
+    }
+}
+
+/// An append that a lock holder announced and never finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WriteIntent {
+    pub(crate) file: FileId,
+    pub(crate) len_before: u64,
+    pub(crate) len: u64,
+}
+
+/// Rotation options as one process recorded them in the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordedOptions {
+    pub(crate) max_bytes: u64,
+    pub(crate) max_files: u64,
+    pub(crate) pid: u64,
+}
+
+/// Typed access to the words of a mapped lock page.
+#[derive(Debug)]
+pub(crate) struct Page {
+    page: SharedPage,
+}
+
+impl Page {
+    pub(crate) fn new(page: SharedPage) -> Self {
+        Page { page }
+    }
+
+    fn word(&self, index: usize) -> &std::sync::atomic::AtomicU64 {
+        self.page.word(index)
+    }
+
+    /// Writes the header if the page is blank. Processes racing here write the same words.
+    pub(crate) fn initialise(&self) {
+        if self.word(WORD_MAGIC).load(Acquire) == 0 {
+            self.word(WORD_VERSION).store(LAYOUT_VERSION, Relaxed);
+            self.word(WORD_MAGIC).store(MAGIC, Release);
+        }
+    }
+
+    /// Announces an append; call only while holding the lock.
+    pub(crate) fn begin_write(&self, intent: WriteIntent) {
+        self.word(INTENT_DEV).store(intent.file.dev, Release);
+        self.word(INTENT_INO).store(intent.file.ino, Release);
+        self.word(INTENT_LEN_BEFORE)
+            .store(intent.len_before, Release);
+        self.word(INTENT_LEN).store(intent.len, Release);
+        self.word(INTENT_ACTIVE).store(1, Release);
+    }
+
+    /// Marks the announced append as finished (whole, or cut back after an error).
+    pub(crate) fn end_write(&self) {
+        self.word(INTENT_ACTIVE).store(0, Release);
+    }
+
+    /// The append a previous holder announced but did not finish; call only while holding
+    /// the lock, and [`Page::end_write`] once it is dealt with.
+    pub(crate) fn interrupted_write(&self) -> Option<WriteIntent> {
+        if self.word(INTENT_ACTIVE).load(Acquire) == 0 {
+            return None;
+        }
+        Some(WriteIntent {
+            file: FileId {
+                dev: self.word(INTENT_DEV).load(Acquire),
+                ino: self.word(INTENT_INO).load(Acquire),
+            },
+            len_before: self.word(INTENT_LEN_BEFORE).load(Acquire),
+            len: self.word(INTENT_LEN).load(Acquire),
+        })
+    }
+
+    /// The live file's length as the last holder recorded it, if `file` is the live file
+    /// it recorded; call only while holding the lock.
+    pub(crate) fn live_len_of(&self, file: FileId) -> Option<u64> {
+        let recorded = FileId {
+            dev: self.word(LIVE_DEV).load(Acquire),
+            ino: self.word(LIVE_INO).load(Acquire),
+        };
+        (recorded == file).then(|| self.word(LIVE_LEN).load(Acquire))
+    }
+
+    /// Records which file is live and how long it is; call only while holding the lock.
+    pub(crate) fn set_live(&self, file: FileId, len: u64) {
+        self.word(LIVE_DEV).store(file.dev, Release);
+        self.word(LIVE_INO).store(file.ino, Release);
+        self.word(LIVE_LEN).store(len, Release);
+    }
+
+    /// Records the live file's new length after an append; call only while holding the
+    /// lock, after [`Page::set_live`] for the same file.
+    pub(crate) fn set_live_len(&self, len: u64) {
+        self.word(LIVE_LEN).store(len, Release);
+    }
+
+    /// Forgets the live file, so the next holder asks the kernel.
+    pub(crate) fn forget_live(&self) {
+        self.set_live(FileId { dev: 0, ino: 0 }, 0);
+    }
+
+    /// Records (or, with 0, clears) the pid of the process holding the lock.
+    pub(crate) fn set_holder(&self, pid: u32) {
+        self.word(HOLDER_PID).store(u64::from(pid), Relaxed);
+    }
+
+    /// The pid a holder recorded, if any; read without the lock, so only a hint.
+    pub(crate) fn holder(&self) -> Option<u64> {
+        Some(self.word(HOLDER_PID).load(Relaxed)).filter(|&pid| pid != 0)
+    }
+
+    /// Records `ours` as the options in use; returns what another process had recorded
+    /// if it differs. Call only while holding the lock.
+    pub(crate) fn swap_options(&self, ours: RecordedOptions) -> Option<RecordedOptions> {
+        let max_bytes = self.word(OPTION_MAX_BYTES);
+        let max_files = self.word(OPTION_MAX_FILES);
+        let recorded = RecordedOptions {
+            max_bytes: max_bytes.load(Acquire),
+            max_files: max_files.load(Acquire),
+            pid: self.word(OPTION_PID).load(Acquire),
+        };
+        if (recorded.max_bytes, recorded.max_files) == (ours.max_bytes, ours.max_files) {
+            return None;
+        }
+        max_bytes.store(ours.max_bytes, Release);
+        max_files.store(ours.max_files, Release);
+        self.word(OPTION_PID).store(ours.pid, Release);
+        // Nothing recorded yet (a new lock file) is no disagreement.
+        (recorded.max_bytes != 0).then_some(recorded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(magic: u64, version: u64) -> Vec<u8> {
+        let mut bytes = magic.to_ne_bytes().to_vec();
+        bytes.extend_from_slice(&version.to_ne_bytes());
+        bytes.resize(4096, 0);
+        bytes
+    }
+
+    #[test]
+    fn classifies_what_sits_at_the_lock_path() {
+        assert_eq!(classify(b""), Content::Blank);
+        assert_eq!(classify(&[0; 10]), Content::Blank);
+        assert_eq!(classify(&[0; 4096]), Content::Blank);
+        assert_eq!(classify(&header(MAGIC, LAYOUT_VERSION)), Content::Ours);
+        assert_eq!(classify(&header(MAGIC, 7)), Content::OtherVersion(7));
+        assert_eq!(
+            classify(&header(MAGIC, LAYOUT_VERSION)[..12]),
+            Content::Foreign
+        );
+        assert_eq!(
+            classify(b"root:x:0:0:root:/root:/bin/bash\n"),
+            Content::Foreign
+        );
+        assert_eq!(classify(&[0, 0, 0, 1]), Content::Foreign);
+    }
+}

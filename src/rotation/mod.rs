@@ -1,0 +1,54 @@
+//! Rotation: when a file is full, and what happens to the files rotated out.
+//!
+//! Rotation runs only under the inter-process lock, so exactly one process performs each
+//! one. The naming of archives lives in [`numbered`].
+
+mod numbered;
+
+use std::io;
+use std::path::Path;
+
+use crate::platform::FileId;
+
+/// Whether `incoming` bytes can be appended to a file of `current_len` bytes without
+/// taking it past `max_bytes`.
+pub(crate) fn fits(current_len: u64, incoming: usize, max_bytes: u64) -> bool {
+    current_len.saturating_add(incoming as u64) <= max_bytes
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rotated {
+    /// The live file became the newest archive.
+    Yes,
+    /// The path no longer names the file `live` (an operator moved or deleted it, or put
+    /// something else there): nothing was touched, and the caller reopens the path.
+    PathMoved,
+}
+
+/// Rotates `log_path`, which the caller's handle knows as `live`, keeping at most
+/// `max_files` archives.
+pub(crate) fn rotate(log_path: &Path, live: FileId, max_files: usize) -> io::Result<Rotated> {
+    match std::fs::symlink_metadata(log_path) {
+        // A symbolic link swapped in at the path is never renamed into an archive.
+        Ok(metadata) if metadata.is_file() && FileId::of(&metadata) == live => {}
+        Ok(_) => return Ok(Rotated::PathMoved),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Rotated::PathMoved),
+        Err(e) => return Err(e),
+    }
+    numbered::rotate(log_path, max_files)?;
+    Ok(Rotated::Yes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fitting_counts_the_incoming_bytes() {
+        assert!(fits(60, 40, 100), "exactly full is allowed");
+        assert!(!fits(60, 41, 100));
+        assert!(!fits(0, 101, 100));
+        assert!(!fits(u64::MAX, 1, 100), "no overflow");
+    }
+}

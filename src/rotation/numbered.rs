@@ -1,0 +1,203 @@
+//! Numbered archives: `app.log` rotates to `app.log.1` (newest), and older archives move
+//! up by one, to `app.log.<max_files>` at most.
+//!
+//! Every rotation renames every archive it keeps, so its cost grows with `max_files`.
+//!
+//! An archive's number is its age rank, and rotation keeps it so whatever it finds: gaps
+//! left by a rotation that was killed half-way, or archives beyond `max_files` kept by a
+//! process configured with more. It never deletes an archive while keeping an older one,
+//! and never renames onto a name in use.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The path of the `index`-th newest rotated file: `app.log` → `app.log.<index>`.
+pub(crate) fn archive_path(log_path: &Path, index: usize) -> PathBuf {
+    let mut name = OsString::from(log_path.as_os_str());
+    name.push(format!(".{index}"));
+    PathBuf::from(name)
+}
+
+/// Renames the live file to `.1`, renumbering the archives it keeps to `.2`, `.3`, … in
+/// age order, and deleting (oldest first) the ones that would be beyond `max_files`.
+///
+/// Anything at an archive name that is not a file or a link (a directory, say) is not
+/// ours to move or delete: if the rotation would need its name, it stops with an error
+/// before touching anything.
+pub(crate) fn rotate(log_path: &Path, max_files: usize) -> io::Result<()> {
+    let Archives { files, obstacles } = existing_archives(log_path)?;
+    let keep = files.len().min(max_files.saturating_sub(1));
+    let (kept, beyond) = files.split_at(keep);
+    let target = |position: usize| position + 2;
+    if let Some(&blocked) = obstacles
+        .iter()
+        .find(|&&index| index == 1 || (0..keep).any(|j| target(j) == index))
+    {
+        return Err(io::Error::other(format!(
+            "`{}` is in the way of rotation and is not a regular file; remove or rename it",
+            archive_path(log_path, blocked).display()
+        )));
+    }
+    for &index in beyond.iter().rev() {
+        remove_if_exists(&archive_path(log_path, index))?;
+    }
+    // Moves down (into gaps) go youngest first and moves up oldest first, so that every
+    // rename lands on a free name.
+    for (position, &index) in kept.iter().enumerate() {
+        if index > target(position) {
+            rename(log_path, index, target(position))?;
+        }
+    }
+    for (position, &index) in kept.iter().enumerate().rev() {
+        if index < target(position) {
+            rename(log_path, index, target(position))?;
+        }
+    }
+    std::fs::rename(log_path, archive_path(log_path, 1))
+}
+
+/// The archive numbers in use, ascending: `files` are files or links (ours to move),
+/// `obstacles` anything else.
+struct Archives {
+    files: Vec<usize>,
+    obstacles: Vec<usize>,
+}
+
+fn existing_archives(log_path: &Path) -> io::Result<Archives> {
+    let (Some(dir), Some(name)) = (log_path.parent(), log_path.file_name()) else {
+        return Err(io::Error::other(
+            "the log path has no directory or file name",
+        ));
+    };
+    let mut prefix = name.as_encoded_bytes().to_vec();
+    prefix.push(b'.');
+    let mut archives = Archives {
+        files: Vec::new(),
+        obstacles: Vec::new(),
+    };
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(index) = file_name
+            .as_encoded_bytes()
+            .strip_prefix(prefix.as_slice())
+            .and_then(parse_index)
+        else {
+            continue;
+        };
+        let file_type = entry.file_type()?;
+        if file_type.is_file() || file_type.is_symlink() {
+            archives.files.push(index);
+        } else {
+            archives.obstacles.push(index);
+        }
+    }
+    archives.files.sort_unstable();
+    Ok(archives)
+}
+
+/// `7` from `b"7"`; `None` for anything that is not a number this naming writes
+/// (`0`, `01`, `1x`, `1.gz`).
+fn parse_index(digits: &[u8]) -> Option<usize> {
+    if digits.first().is_none_or(|&d| d == b'0') || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+fn rename(log_path: &Path, from: usize, to: usize) -> io::Result<()> {
+    std::fs::rename(archive_path(log_path, from), archive_path(log_path, to))
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_append_the_index() {
+        assert_eq!(
+            archive_path(Path::new("/var/log/app.log"), 3),
+            PathBuf::from("/var/log/app.log.3")
+        );
+    }
+
+    #[test]
+    fn rotate_shifts_oldest_first_and_drops_beyond_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let write = |p: &Path, s: &str| std::fs::write(p, s).unwrap();
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        write(&log, "live");
+        write(&archive_path(&log, 1), "one");
+        write(&archive_path(&log, 2), "two");
+        write(&archive_path(&log, 3), "three");
+
+        rotate(&log, 3).unwrap();
+
+        assert!(!log.exists());
+        assert_eq!(read(&archive_path(&log, 1)), "live");
+        assert_eq!(read(&archive_path(&log, 2)), "one");
+        assert_eq!(read(&archive_path(&log, 3)), "two");
+        assert!(!archive_path(&log, 4).exists());
+    }
+
+    #[test]
+    fn rotate_fills_a_gap_without_overwriting() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let read = |index| std::fs::read_to_string(archive_path(&log, index)).unwrap();
+        // A rotation killed after moving .2 to .3 left a gap at .2.
+        std::fs::write(&log, "live").unwrap();
+        std::fs::write(archive_path(&log, 1), "one").unwrap();
+        std::fs::write(archive_path(&log, 3), "old").unwrap();
+
+        rotate(&log, 5).unwrap();
+
+        assert_eq!(read(1), "live");
+        assert_eq!(read(2), "one");
+        assert_eq!(read(3), "old");
+        assert!(!archive_path(&log, 4).exists());
+    }
+
+    #[test]
+    fn a_directory_in_the_chain_stops_rotation_without_moving_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "live").unwrap();
+        std::fs::write(archive_path(&log, 1), "one").unwrap();
+        std::fs::create_dir(archive_path(&log, 2)).unwrap();
+
+        let err = rotate(&log, 5).unwrap_err();
+
+        assert!(err.to_string().contains("app.log.2"), "{err}");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "live");
+        assert_eq!(
+            std::fs::read_to_string(archive_path(&log, 1)).unwrap(),
+            "one"
+        );
+        assert!(archive_path(&log, 2).is_dir());
+    }
+
+    #[test]
+    fn rotate_after_a_kill_before_the_last_rename_fills_slot_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let read = |index| std::fs::read_to_string(archive_path(&log, index)).unwrap();
+        std::fs::write(&log, "live").unwrap();
+        std::fs::write(archive_path(&log, 2), "two").unwrap();
+
+        rotate(&log, 5).unwrap();
+
+        assert_eq!(read(1), "live");
+        assert_eq!(read(2), "two");
+        assert!(!archive_path(&log, 3).exists());
+    }
+}
