@@ -1,61 +1,228 @@
 //! A panic while an event is being formatted or written never leaves a lock held or a
-//! partial line behind.
+//! torn line behind.
+//!
+//! `tracing_subscriber::fmt::Layer` formats into a per-thread buffer that it does not
+//! clear when formatting unwinds, so without help the half-formatted event is glued to
+//! the front of the thread's next event. `log.layer()`, `writer.layer()` and a hand-built
+//! layer wrapped in `PanicSafe` must write every other line exactly; a plain
+//! `fmt::layer()` is shown to tear, which is the documented limit.
+//!
+//! Each layer scenario runs on a thread of its own: the torn buffer is per thread, and
+//! must not leak from one scenario into another.
 
 use std::fmt;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use tracing_shared_file::SharedFile;
+use tracing_shared_file::{PanicSafe, SharedFile};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
+
+const PANIC_MESSAGE: &str = "a Debug impl that panics";
 
 struct PanickingDebug;
 
 impl fmt::Debug for PanickingDebug {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
-        panic!("a Debug impl that panics");
+        panic!("{}", PANIC_MESSAGE);
     }
 }
 
-fn silence_panic_output() {
-    std::panic::set_hook(Box::new(|_| {}));
+/// The message of a panic raised with `panic!("literal")` or `panic!("{}", ...)`.
+fn payload_text<'a>(info: &'a std::panic::PanicHookInfo<'_>) -> Option<&'a str> {
+    let payload = info.payload();
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
-#[test]
-fn a_panicking_debug_impl_inside_an_event_leaves_the_file_usable() {
-    silence_panic_output();
+/// Keeps the panics the tests cause on purpose off stderr; any other panic (a failed
+/// assertion) is still printed by the default hook.
+fn silence_panic_output() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if payload_text(info) != Some(PANIC_MESSAGE) {
+                default_hook(info);
+            }
+        }));
+    });
+}
+
+/// Runs `body` on a fresh thread (so with a fresh `fmt` buffer), passing on its panic.
+fn on_a_fresh_thread(body: impl FnOnce() + Send) {
+    std::thread::scope(|scope| {
+        if let Err(panic) = scope.spawn(body).join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
+
+/// Logs "before", an event whose formatting panics, and "after", through `subscriber`.
+fn before_boom_after(subscriber: impl tracing::Subscriber + Send + Sync + 'static) {
+    on_a_fresh_thread(|| {
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "app", "before");
+            let panicked =
+                catch_unwind(|| tracing::info!(target: "app", field = ?PanickingDebug, "boom"));
+            assert!(panicked.is_err());
+            tracing::info!(target: "app", "after");
+        });
+    });
+}
+
+/// The length of the RFC 3339 UTC timestamp that starts `line`
+/// (`2026-11-27T16:23:00.123456789Z`, the fraction optional), if it starts with one.
+fn timestamp_len(line: &str) -> Option<usize> {
+    const WHOLE: usize = "2026-11-27T16:23:00".len();
+    let whole = line.get(..WHOLE)?;
+    let shape_ok = whole.char_indices().all(|(i, c)| match i {
+        4 | 7 => c == '-',
+        10 => c == 'T',
+        13 | 16 => c == ':',
+        _ => c.is_ascii_digit(),
+    });
+    if !shape_ok {
+        return None;
+    }
+    let rest = &line[WHOLE..];
+    let fraction = match rest.strip_prefix('.') {
+        Some(fraction) => {
+            let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+            if !(1..=9).contains(&digits) {
+                return None;
+            }
+            1 + digits
+        }
+        None => 0,
+    };
+    (rest[fraction..].starts_with('Z')).then_some(WHOLE + fraction + 1)
+}
+
+/// `line` with every timestamp in it replaced by `<TS>`.
+fn blank_timestamps(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while !rest.is_empty() {
+        match timestamp_len(rest) {
+            Some(len) => {
+                out.push_str("<TS>");
+                rest = &rest[len..];
+            }
+            None => {
+                let next = rest.chars().next().unwrap();
+                out.push(next);
+                rest = &rest[next.len_utf8()..];
+            }
+        }
+    }
+    out
+}
+
+/// The file's lines, each with its timestamps blanked.
+fn blanked_lines(log: &SharedFile) -> Vec<String> {
+    std::fs::read_to_string(log.path())
+        .unwrap()
+        .lines()
+        .map(blank_timestamps)
+        .collect()
+}
+
+fn new_log() -> (tempfile::TempDir, SharedFile) {
     let dir = tempfile::tempdir().unwrap();
     let log = SharedFile::builder(dir.path().join("app.log"))
         .build()
         .unwrap();
-    let subscriber = tracing_subscriber::registry().with(log.layer());
-    tracing::subscriber::with_default(subscriber, || {
-        tracing::info!("before");
-        let panicked = catch_unwind(|| tracing::info!(field = ?PanickingDebug, "boom"));
-        assert!(panicked.is_err());
-        tracing::info!("after");
-    });
+    (dir, log)
+}
+
+#[test]
+fn the_ready_made_layer_writes_every_other_line_exactly() {
+    silence_panic_output();
+    let (dir, log) = new_log();
+
+    before_boom_after(tracing_subscriber::registry().with(log.layer()));
     // Another handle on the file can still take the lock: the panic left it free.
     let other = SharedFile::builder(dir.path().join("app.log"))
         .build()
         .unwrap();
     (&other).write_all(b"from another handle\n").unwrap();
 
-    let text = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].ends_with("before"));
-    assert!(lines[1].ends_with("after"));
-    assert_eq!(lines[2], "from another handle");
+    assert_eq!(
+        blanked_lines(&log),
+        [
+            "<TS>  INFO app: before",
+            "<TS>  INFO app: after",
+            "from another handle"
+        ]
+    );
+    assert_eq!(log.stats().events_written, 2);
+}
+
+#[test]
+fn the_non_blocking_layer_writes_every_other_line_exactly() {
+    silence_panic_output();
+    let (_dir, log) = new_log();
+    let (writer, guard) = log.non_blocking();
+
+    before_boom_after(tracing_subscriber::registry().with(writer.layer()));
+    drop(guard);
+
+    assert_eq!(
+        blanked_lines(&log),
+        ["<TS>  INFO app: before", "<TS>  INFO app: after"]
+    );
+    assert_eq!(log.stats().events_written, 2);
+}
+
+#[test]
+fn a_hand_built_json_layer_made_panic_safe_writes_every_other_line_exactly() {
+    silence_panic_output();
+    let (_dir, log) = new_log();
+    let layer = tracing_subscriber::fmt::layer()
+        .json()
+        .with_writer(log.clone())
+        .map_event_format(PanicSafe::new);
+
+    before_boom_after(tracing_subscriber::registry().with(layer));
+
+    assert_eq!(
+        blanked_lines(&log),
+        [
+            r#"{"timestamp":"<TS>","level":"INFO","fields":{"message":"before"},"target":"app"}"#,
+            r#"{"timestamp":"<TS>","level":"INFO","fields":{"message":"after"},"target":"app"}"#,
+        ]
+    );
+    assert_eq!(log.stats().events_written, 2);
+}
+
+/// Documents the limit: without `PanicSafe`, `fmt::Layer` keeps the half-formatted event
+/// in its buffer and writes it in front of the thread's next event.
+#[test]
+fn a_plain_fmt_layer_without_panic_safe_glues_the_half_event_to_the_next() {
+    silence_panic_output();
+    let (_dir, log) = new_log();
+    let layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(log.clone());
+
+    before_boom_after(tracing_subscriber::registry().with(layer));
+
+    assert_eq!(
+        blanked_lines(&log),
+        [
+            "<TS>  INFO app: before",
+            "<TS>  INFO app: boom field=<TS>  INFO app: after"
+        ]
+    );
 }
 
 #[test]
 fn an_event_cut_short_by_a_panic_is_not_written() {
     silence_panic_output();
-    let dir = tempfile::tempdir().unwrap();
-    let log = SharedFile::builder(dir.path().join("app.log"))
-        .build()
-        .unwrap();
+    let (_dir, log) = new_log();
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         let mut writer = log.make_writer();
         write!(writer, "half an event, then ").unwrap();
@@ -64,7 +231,14 @@ fn an_event_cut_short_by_a_panic_is_not_written() {
     assert!(panicked.is_err());
     (&log).write_all(b"the next event\n").unwrap();
 
-    let text = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
-    assert_eq!(text, "the next event\n");
-    assert_eq!(log.stats().events_written, 1);
+    assert_eq!(
+        std::fs::read_to_string(log.path()).unwrap(),
+        "the next event\n"
+    );
+    let stats = log.stats();
+    assert_eq!(
+        (stats.events_written, stats.events_dropped),
+        (1, 1),
+        "(events_written, events_dropped)"
+    );
 }

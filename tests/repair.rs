@@ -1,0 +1,442 @@
+//! A cut-back after a failed append, and the repair of a killed writer's partial append,
+//! never cut into lines that were already whole.
+//!
+//! The danger is a length taken on trust: another program may append under the same lock
+//! (`flock app.log.lock sh -c 'echo … >> app.log'`), so the length that the last writer
+//! recorded in the lock file's shared page can be short of the real end of the file.
+//! Cutting back to it would chop the tail off a whole line and glue the next one onto it.
+//!
+//! Each scenario runs a real writer process (this test binary, re-run with
+//! `TSF_REPAIR_CHILD` set) that writes line 1, waits while the test appends a line of its
+//! own under the lock, writes line 2, then sets `RLIMIT_FSIZE` a little above the file's
+//! size and starts an event that cannot fit. The kernel writes up to the limit, then
+//! either kills the writer with SIGXFSZ (a partial append for the next writer, another
+//! process, to repair) or, with SIGXFSZ ignored, fails the write with EFBIG (a short
+//! write to cut back).
+
+mod common;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tracing_shared_file::{SharedFile, Stats};
+
+const CHILD_ENV: &str = "TSF_REPAIR_CHILD";
+const SCENARIO_ENV: &str = "TSF_REPAIR_SCENARIO";
+const NEXT_ENV: &str = "TSF_REPAIR_NEXT";
+
+const LINE_1: &str = "line 1 from the writer\n";
+const FOREIGN_LINE: &str = "appended by another program under the lock\n";
+const LINE_2: &str = "line 2 from the writer\n";
+/// Written by the writer after the short write, once the limit is raised again.
+const LINE_3: &str = "line 3, after the limit was raised\n";
+/// Written by the next writer, which repairs what a killed one left.
+const NEXT_LINE: &str = "the next writer's line\n";
+/// The event that does not fit: 100 KB, cut at the limit.
+const BIG_EVENT_LEN: usize = 100 * 1024;
+/// How many bytes of the big event the limit lets through.
+const PARTIAL_LEN: u64 = 1000;
+/// The lines of the batch that the non-blocking writer is killed in the middle of; all
+/// the same length, so the cut point is known.
+const BATCH_LINES: usize = 40;
+/// The limit ends inside this line of the batch.
+const BATCH_CUT_LINE: usize = 10;
+/// How long a child may take before the test calls it hung.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the writer process does once line 2 is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    /// Dies of SIGXFSZ part-way through the big event.
+    Killed,
+    /// Ignores SIGXFSZ: the big event's write fails with EFBIG, then line 3 is written.
+    ShortWrite,
+    /// Dies of SIGXFSZ while its non-blocking writer appends a batch of many lines.
+    KilledInBatch,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Killed => "killed",
+            Scenario::ShortWrite => "short-write",
+            Scenario::KilledInBatch => "killed-in-batch",
+        }
+    }
+
+    fn from_name(name: &str) -> Self {
+        [
+            Scenario::Killed,
+            Scenario::ShortWrite,
+            Scenario::KilledInBatch,
+        ]
+        .into_iter()
+        .find(|scenario| scenario.name() == name)
+        .unwrap_or_else(|| panic!("unknown scenario {name}"))
+    }
+}
+
+fn batch_line(index: usize) -> String {
+    format!("batch line {index:03}\n")
+}
+
+fn big_event() -> Vec<u8> {
+    let mut event = vec![b'x'; BIG_EVENT_LEN];
+    *event.last_mut().unwrap() = b'\n';
+    event
+}
+
+fn touch(path: &Path) {
+    fs::write(path, b"").unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+}
+
+// ---------------------------------------------------------------------------------------
+// The writer process.
+
+/// Child side: the writer process of every scenario.
+#[test]
+fn writer_entry() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let scenario = Scenario::from_name(&std::env::var(SCENARIO_ENV).unwrap());
+    let path = dir.join("app.log");
+    let log = SharedFile::builder(&path)
+        .max_bytes(1 << 40)
+        // Only the first write asks the kernel for the length; the later ones go by the
+        // length recorded in the shared page, which the foreign append made stale.
+        .path_check_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    (&log).write_all(LINE_1.as_bytes()).unwrap();
+    touch(&dir.join("line1-written"));
+    common::workload::wait_for_file(&dir.join("go-on"));
+    (&log).write_all(LINE_2.as_bytes()).unwrap();
+    let whole = fs::metadata(&path).unwrap().len();
+
+    match scenario {
+        Scenario::Killed => {
+            no_core_dumps();
+            set_file_size_limit(whole + PARTIAL_LEN);
+            let _ = (&log).write_all(&big_event());
+            panic!("SIGXFSZ should have killed the writer");
+        }
+        Scenario::ShortWrite => {
+            // SAFETY: changes only this process's disposition of SIGXFSZ.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+            set_file_size_limit(whole + PARTIAL_LEN);
+            let error = (&log).write_all(&big_event()).err();
+            let after_failure = log.stats();
+            set_file_size_limit(libc::RLIM_INFINITY);
+            (&log).write_all(LINE_3.as_bytes()).unwrap();
+            let result = format!(
+                "error={:?}\nafter the failure: {}\nat the end: {}\n",
+                error.map(|e| e.kind()),
+                describe(&after_failure),
+                describe(&log.stats())
+            );
+            fs::write(dir.join("result"), result).unwrap();
+        }
+        Scenario::KilledInBatch => {
+            no_core_dumps();
+            let line_len = batch_line(0).len() as u64;
+            set_file_size_limit(whole + BATCH_CUT_LINE as u64 * line_len + line_len / 2);
+            let (mut writer, guard) = log.non_blocking();
+            for index in 0..BATCH_LINES {
+                // Each write queues one event; the background thread appends them in
+                // batches of several lines each.
+                writer.write_all(batch_line(index).as_bytes()).unwrap();
+            }
+            drop(guard);
+            panic!("SIGXFSZ should have killed the writer");
+        }
+    }
+}
+
+/// Child side: the next writer, which finds and repairs what the killed one left.
+#[test]
+fn next_writer_entry() {
+    let Some(log) = std::env::var_os(NEXT_ENV) else {
+        return;
+    };
+    let log = SharedFile::builder(log).max_bytes(1 << 40).build().unwrap();
+    (&log).write_all(NEXT_LINE.as_bytes()).unwrap();
+}
+
+fn describe(stats: &Stats) -> String {
+    format!(
+        "events_written={} write_errors={} events_dropped={}",
+        stats.events_written, stats.write_errors, stats.events_dropped
+    )
+}
+
+fn set_file_size_limit(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: sets this process's own limit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &limit) }, 0);
+}
+
+/// SIGXFSZ's default action dumps core: not for a death the test asks for.
+fn no_core_dumps() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on this process's own limits and attributes.
+    unsafe {
+        assert_eq!(libc::setrlimit(libc::RLIMIT_CORE, &none), 0);
+        // A core_pattern that pipes to a helper ignores RLIMIT_CORE 0; this does not.
+        #[cfg(target_os = "linux")]
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The test side.
+
+/// The writer process, killed if the test fails before it exits.
+struct Writer {
+    child: Option<Child>,
+    stderr: PathBuf,
+}
+
+impl Writer {
+    /// Runs the writer process of `scenario`.
+    fn spawn(dir: &Path, scenario: Scenario) -> Self {
+        Self::spawn_entry(dir, "writer_entry", "writer", |command| {
+            command
+                .env(CHILD_ENV, dir)
+                .env(SCENARIO_ENV, scenario.name());
+        })
+    }
+
+    /// Runs `entry` of this test binary, its stderr going to `<dir>/<name>.stderr`.
+    fn spawn_entry(
+        dir: &Path,
+        entry: &str,
+        name: &str,
+        configure: impl FnOnce(&mut Command),
+    ) -> Self {
+        let stderr = dir.join(format!("{name}.stderr"));
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["--exact", entry, "--nocapture", "--test-threads=1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr).unwrap());
+        configure(&mut command);
+        let child = common::spawn_retrying(&mut command).expect("spawn a child");
+        Writer {
+            child: Some(child),
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until the writer creates `path`, failing at once if it exits first.
+    fn wait_for_file(&mut self, path: &Path) {
+        let deadline = Instant::now() + DEADLINE;
+        while !path.exists() {
+            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(
+                exited.is_none(),
+                "the writer exited ({exited:?}) before creating {}:\n{}",
+                path.display(),
+                self.stderr()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the writer never created {}:\n{}",
+                path.display(),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the writer hung:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What another program does: `flock app.log.lock sh -c 'echo … >> app.log'`.
+fn append_under_the_lock(log: &Path, line: &str) {
+    let lock = File::open(format!("{}.lock", log.display())).expect("open the lock file");
+    let deadline = Instant::now() + DEADLINE;
+    while lock.try_lock().is_err() {
+        assert!(Instant::now() < deadline, "the lock was never free");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut file = OpenOptions::new().append(true).open(log).unwrap();
+    file.write_all(line.as_bytes()).unwrap();
+    drop(file);
+    lock.unlock().unwrap();
+}
+
+/// Runs `scenario` up to the writer's exit: line 1, the foreign line (if `foreign`),
+/// line 2, then the write that hits the limit. Returns the log path and the exit status.
+fn run_writer(dir: &Path, scenario: Scenario, foreign: bool) -> (PathBuf, Writer, ExitStatus) {
+    let log = dir.join("app.log");
+    let mut writer = Writer::spawn(dir, scenario);
+    writer.wait_for_file(&dir.join("line1-written"));
+    if foreign {
+        append_under_the_lock(&log, FOREIGN_LINE);
+    }
+    touch(&dir.join("go-on"));
+    let status = writer.wait();
+    (log, writer, status)
+}
+
+/// The whole lines the writer and the foreign program wrote before the failed append.
+fn whole_before(foreign: bool) -> String {
+    let foreign = if foreign { FOREIGN_LINE } else { "" };
+    format!("{LINE_1}{foreign}{LINE_2}")
+}
+
+#[track_caller]
+fn assert_killed_by_sigxfsz(status: ExitStatus, writer: &Writer) {
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGXFSZ),
+        "the writer should have died of SIGXFSZ ({status}):\n{}",
+        writer.stderr()
+    );
+}
+
+/// Runs the next writer, in a process of its own so that its report of the repair goes
+/// to a file rather than to the test's output.
+fn write_next_line(log: &Path) {
+    let dir = log.parent().unwrap();
+    let mut next = Writer::spawn_entry(dir, "next_writer_entry", "next", |command| {
+        command.env(NEXT_ENV, log);
+    });
+    let status = next.wait();
+    assert!(
+        status.success(),
+        "the next writer failed ({status}):\n{}",
+        next.stderr()
+    );
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().len()
+}
+
+/// A writer killed mid-append leaves the big event's first `PARTIAL_LEN` bytes; the next
+/// writer must cut exactly those off and nothing more.
+fn killed_writer_is_repaired_exactly(foreign: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer, status) = run_writer(dir.path(), Scenario::Killed, foreign);
+    assert_killed_by_sigxfsz(status, &writer);
+    let whole = whole_before(foreign);
+    assert_eq!(
+        file_len(&log),
+        whole.len() as u64 + PARTIAL_LEN,
+        "the killed writer should have left {PARTIAL_LEN} bytes of its event"
+    );
+
+    write_next_line(&log);
+
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        format!("{whole}{NEXT_LINE}"),
+        "the repair must cut off the partial event and nothing that was whole"
+    );
+}
+
+#[test]
+fn the_repair_of_a_killed_writer_keeps_a_line_another_program_appended_under_the_lock() {
+    killed_writer_is_repaired_exactly(true);
+}
+
+#[test]
+fn the_repair_of_a_killed_writer_cuts_off_exactly_its_partial_event() {
+    killed_writer_is_repaired_exactly(false);
+}
+
+#[test]
+fn a_short_write_is_cut_back_to_the_real_end_after_another_programs_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer, status) = run_writer(dir.path(), Scenario::ShortWrite, true);
+    assert!(
+        status.success(),
+        "the writer failed ({status}):\n{}",
+        writer.stderr()
+    );
+
+    let result = fs::read_to_string(dir.path().join("result")).unwrap();
+    assert_eq!(
+        result,
+        "error=Some(FileTooLarge)\n\
+         after the failure: events_written=2 write_errors=1 events_dropped=1\n\
+         at the end: events_written=3 write_errors=1 events_dropped=1\n"
+    );
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        format!("{}{LINE_3}", whole_before(true)),
+        "the cut-back must remove the short write and nothing that was whole"
+    );
+}
+
+#[test]
+fn a_batch_cut_short_by_a_kill_leaves_only_whole_lines_after_another_programs_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer, status) = run_writer(dir.path(), Scenario::KilledInBatch, true);
+    assert_killed_by_sigxfsz(status, &writer);
+    let whole = whole_before(true);
+    let line_len = batch_line(0).len();
+    let cut = whole.len() + BATCH_CUT_LINE * line_len + line_len / 2;
+    assert_eq!(
+        file_len(&log),
+        cut as u64,
+        "the killed writer should have stopped at the file size limit"
+    );
+
+    write_next_line(&log);
+
+    // The batch's complete lines may stay or go with the partial one, but what stays is
+    // whole lines, in order: some prefix of the batch, then the next writer's line.
+    let text = fs::read_to_string(&log).unwrap();
+    let kept = (0..=BATCH_CUT_LINE).find(|&kept| {
+        let batch: String = (0..kept).map(batch_line).collect();
+        text == format!("{whole}{batch}{NEXT_LINE}")
+    });
+    assert!(
+        kept.is_some(),
+        "expected the whole lines, at most the first {BATCH_CUT_LINE} batch lines, then \
+         the next writer's line; the file holds:\n{text}"
+    );
+}
