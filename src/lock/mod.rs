@@ -135,11 +135,12 @@ impl LockFile {
         }
         let page = Page::new(SharedPage::map(&file)?);
         page.initialise();
-        Ok(LockFile {
-            page,
-            file,
-            id: FileId::of(&metadata),
-        })
+        // The mapping keeps the description it was made from open for as long as it
+        // lives, in forked children too: so the lock goes on a description of its own,
+        // which a child can drop entirely (see `fork`).
+        let id = FileId::of(&metadata);
+        let file = platform::open_same_file(path, id)?;
+        Ok(LockFile { page, file, id })
     }
 
     pub(crate) fn page(&self) -> &Page {

@@ -209,16 +209,23 @@ pub(crate) fn register_fork_handlers(
 }
 
 /// Opens a fresh open file description of the file at `path` for reading and writing,
-/// without following a symbolic link, as a raw descriptor closed on exec; `None` if it
-/// cannot be opened or is not the file `expected`. For the fork prepare handler.
-pub(crate) fn open_fresh_description(path: &Path, expected: FileId) -> Option<RawFd> {
-    let file = never_follow(OpenOptions::new().read(true).write(true))
-        .open(path)
-        .ok()?;
-    let metadata = file.metadata().ok()?;
-    if FileId::of(&metadata) != expected {
-        return None;
+/// without following a symbolic link; an error if `path` no longer names `expected`.
+pub(crate) fn open_same_file(path: &Path, expected: FileId) -> io::Result<File> {
+    let file =
+        retry_interrupted(|| never_follow(OpenOptions::new().read(true).write(true)).open(path))?;
+    if FileId::of(&file.metadata()?) != expected {
+        return Err(io::Error::other(format!(
+            "`{}` was replaced while it was being opened",
+            path.display()
+        )));
     }
+    make_blocking(&file)?;
+    Ok(file)
+}
+
+/// [`open_same_file`] as a raw descriptor (closed on exec), for the fork prepare handler.
+pub(crate) fn open_fresh_description(path: &Path, expected: FileId) -> Option<RawFd> {
+    let file = open_same_file(path, expected).ok()?;
     Some(std::os::fd::IntoRawFd::into_raw_fd(file))
 }
 
