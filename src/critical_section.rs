@@ -17,6 +17,12 @@ use crate::stats::Counters;
 /// How often in a row the lock file may be found replaced before giving up on an event.
 const LOCK_ATTEMPTS: usize = 8;
 
+/// How long a process that must take the lock again to go on with a long write (one
+/// that rotates more than once) stands back when others are waiting, so that one of
+/// them, woken by the kernel, takes the lock first: flock by itself favours the process
+/// that lets go, which would keep everyone else waiting for the whole write.
+const TURN: Duration = Duration::from_micros(200);
+
 /// What becomes of events whose write fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IfFailed {
@@ -72,6 +78,14 @@ struct Outcome {
     options_disagree: Option<RecordedOptions>,
 }
 
+/// What one hold of the lock did.
+struct Held {
+    /// How many of the events it wrote.
+    written: usize,
+    /// Whether others were waiting for the lock when it let go.
+    others_waiting: bool,
+}
+
 /// Both locks, held: the state behind the mutex, and whether this hold must compare the
 /// paths with the open files.
 struct Entered<'a> {
@@ -96,13 +110,18 @@ impl Inner {
         let mut done = 0;
         let result = loop {
             match self.write_some(buf, start, &ends[done..], &mut outcome) {
-                Ok(written) => {
+                Ok(Held {
+                    written,
+                    others_waiting,
+                }) => {
                     done += written;
                     if done == ends.len() {
                         break Ok(());
                     }
                     start = ends[done - 1];
-                    std::thread::yield_now();
+                    if others_waiting {
+                        std::thread::sleep(TURN);
+                    }
                 }
                 Err(error) => break Err(error),
             }
@@ -121,14 +140,14 @@ impl Inner {
         result
     }
 
-    /// One hold of the locks: writes a prefix of the events; returns how many.
+    /// One hold of the locks: writes a prefix of the events.
     fn write_some(
         &self,
         buf: &[u8],
         mut start: usize,
         ends: &[usize],
         outcome: &mut Outcome,
-    ) -> io::Result<usize> {
+    ) -> io::Result<Held> {
         let Entered {
             mut state,
             check_paths,
@@ -222,7 +241,10 @@ impl Inner {
             first = last;
             start = ends[last - 1];
         }
-        Ok(first)
+        Ok(Held {
+            written: first,
+            others_waiting: first < ends.len() && page.has_waiters(),
+        })
     }
 
     /// Takes this process's mutex, then the flock, following a lock file that was

@@ -172,6 +172,19 @@ impl LockFile {
     /// is let go. `flock` cannot time out, so with one the lock is polled, with pauses
     /// growing to [`MAX_POLL_PAUSE`].
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> io::Result<()> {
+        // The page is touched outside the lock here: make sure it is there to touch.
+        let counted = self.is_linked().is_ok();
+        if counted {
+            self.page.add_waiter();
+        }
+        let waited = self.wait_uncounted(deadline);
+        if counted && self.is_linked().is_ok() {
+            self.page.remove_waiter();
+        }
+        waited
+    }
+
+    fn wait_uncounted(&self, deadline: Option<Instant>) -> io::Result<()> {
         let Some(deadline) = deadline else {
             return platform::retry_interrupted(|| self.file.lock());
         };

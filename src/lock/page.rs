@@ -8,7 +8,7 @@
 //! calls order them between processes, so acquire and release are all they need. Every
 //! value is a hint that the kernel can confirm: nothing is truncated on its word alone.
 
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crate::platform::{FileId, SharedPage};
 
@@ -39,6 +39,10 @@ const HOLDER_PID: usize = 10;
 const OPTION_MAX_BYTES: usize = 11;
 const OPTION_MAX_FILES: usize = 12;
 const OPTION_PID: usize = 13;
+/// How many threads (of any process) are waiting for the lock, so that a process about to
+/// take it again for more of a long batch lets them have their turn first. Changed with
+/// atomic instructions by the waiters, which do not hold the lock.
+const WAITERS: usize = 14;
 
 /// What the first bytes of an existing lock file say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +180,24 @@ impl Page {
     /// The pid a holder recorded, if any; read without the lock, so only a hint.
     pub(crate) fn holder(&self) -> Option<u64> {
         Some(self.word(HOLDER_PID).load(Relaxed)).filter(|&pid| pid != 0)
+    }
+
+    /// Counts a thread that starts waiting for the lock.
+    pub(crate) fn add_waiter(&self) {
+        self.word(WAITERS).fetch_add(1, AcqRel);
+    }
+
+    /// Counts a thread that stopped waiting; never below zero (a waiter killed while it
+    /// waited left its count behind, and the page may have been reset since).
+    pub(crate) fn remove_waiter(&self) {
+        let _ = self
+            .word(WAITERS)
+            .fetch_update(AcqRel, Acquire, |waiters| waiters.checked_sub(1));
+    }
+
+    /// Whether any thread is waiting for the lock.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.word(WAITERS).load(Acquire) > 0
     }
 
     /// Records `ours` as the options in use; returns what another process had recorded
