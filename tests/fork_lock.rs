@@ -21,6 +21,8 @@ use tracing_subscriber::prelude::*;
 
 const PARENT_ENV: &str = "TSF_FORK_LOCK_PARENT";
 const LOGGING_ENV: &str = "TSF_FORK_LOCK_LOGGING";
+/// Set: the forked child drops to uid and gid 65534 (nobody) before it logs.
+const DROP_ENV: &str = "TSF_FORK_LOCK_DROP_PRIVILEGES";
 /// The killed parent's event: large enough that the kernel copies it page by page, so a
 /// kill lands in the middle of the append.
 const BIG_EVENT: usize = 256 << 20;
@@ -221,8 +223,10 @@ fn parent_and_child_logging_entry() {
     let Some(dir) = std::env::var_os(LOGGING_ENV) else {
         return;
     };
+    let drop_privileges = std::env::var_os(DROP_ENV).is_some();
     let log = SharedFile::builder(Path::new(&dir).join("app.log"))
-        .max_bytes(MAX_BYTES)
+        // Without privileges the child could not rename in the directory: no rotation.
+        .max_bytes(if drop_privileges { 1 << 30 } else { MAX_BYTES })
         .max_files(MAX_FILES)
         .build()
         .unwrap();
@@ -241,7 +245,16 @@ fn parent_and_child_logging_entry() {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
     if pid == 0 {
-        let ok = std::panic::catch_unwind(|| log_records(child, 0..LINES)).is_ok();
+        if drop_privileges {
+            // SAFETY: plain syscalls changing this process's own credentials.
+            let dropped = unsafe { libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
+            if !dropped {
+                // SAFETY: ends the child without running the parent's destructors.
+                unsafe { libc::_exit(2) };
+            }
+        }
+        let ok = std::panic::catch_unwind(|| log_records(child, 0..LINES)).is_ok()
+            && log.stats().events_dropped == 0;
         // SAFETY: ends the child without running the parent's destructors.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
@@ -268,22 +281,43 @@ fn parent_and_child_logging_entry() {
 
 #[test]
 fn a_forked_child_and_its_parent_both_log_every_record() {
+    parent_and_child_log_every_record(false);
+}
+
+/// A worker that drops privileges after the fork keeps the lock description, the mapped
+/// page and the log handle it inherited: it needs no permission on the files (here
+/// `0644 root`) to go on logging.
+#[test]
+fn a_forked_child_that_drops_privileges_still_logs_every_record() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("skipped: dropping privileges needs root");
+        return;
+    }
+    parent_and_child_log_every_record(true);
+}
+
+fn parent_and_child_log_every_record(drop_privileges: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let mut process = KillOnDrop(
-        common::spawn_retrying(
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "parent_and_child_logging_entry",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(LOGGING_ENV, dir.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null()),
-        )
-        .unwrap(),
-    );
+    // The unprivileged child still looks the paths up (lstat), as any worker in
+    // /var/log/app would: the directory is searchable, the files are not writable.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "parent_and_child_logging_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(LOGGING_ENV, dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if drop_privileges {
+        command.env(DROP_ENV, "1");
+    }
+    let mut process = KillOnDrop(common::spawn_retrying(&mut command).unwrap());
     let deadline = Instant::now() + DEADLINE;
     let status = loop {
         if let Some(status) = process.0.try_wait().unwrap() {
@@ -294,7 +328,8 @@ fn a_forked_child_and_its_parent_both_log_every_record() {
     };
     assert!(status.success(), "the logging process failed: {status}");
 
-    let report = Verifier::new(dir.path().join("app.log"), MAX_BYTES, MAX_FILES)
+    let max_bytes = if drop_privileges { 1 << 30 } else { MAX_BYTES };
+    let report = Verifier::new(dir.path().join("app.log"), max_bytes, MAX_FILES)
         .expect_process(0, 1, LINES)
         .expect(
             WriterId {
@@ -305,5 +340,7 @@ fn a_forked_child_and_its_parent_both_log_every_record() {
         )
         .verify();
     report.assert_ok();
-    assert!(report.archives >= 2, "rotation ran\n{report}");
+    if !drop_privileges {
+        assert!(report.archives >= 2, "rotation ran\n{report}");
+    }
 }

@@ -57,6 +57,9 @@ enum Scenario {
     ShortWrite,
     /// Dies of SIGXFSZ while its non-blocking writer appends a batch of many lines.
     KilledInBatch,
+    /// Ignores SIGXFSZ while its non-blocking writer appends a batch of many lines: the
+    /// write that reaches the limit fails with EFBIG part of the way through a line.
+    ShortWriteInBatch,
 }
 
 impl Scenario {
@@ -65,6 +68,7 @@ impl Scenario {
             Scenario::Killed => "killed",
             Scenario::ShortWrite => "short-write",
             Scenario::KilledInBatch => "killed-in-batch",
+            Scenario::ShortWriteInBatch => "short-write-in-batch",
         }
     }
 
@@ -73,6 +77,7 @@ impl Scenario {
             Scenario::Killed,
             Scenario::ShortWrite,
             Scenario::KilledInBatch,
+            Scenario::ShortWriteInBatch,
         ]
         .into_iter()
         .find(|scenario| scenario.name() == name)
@@ -154,6 +159,20 @@ fn writer_entry() {
             }
             drop(guard);
             panic!("SIGXFSZ should have killed the writer");
+        }
+        Scenario::ShortWriteInBatch => {
+            // SAFETY: changes only this process's disposition of SIGXFSZ.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+            let line_len = batch_line(0).len() as u64;
+            set_file_size_limit(whole + BATCH_CUT_LINE as u64 * line_len + line_len / 2);
+            let (mut writer, guard) = log.non_blocking();
+            for index in 0..BATCH_LINES {
+                writer.write_all(batch_line(index).as_bytes()).unwrap();
+            }
+            drop(guard);
+            set_file_size_limit(libc::RLIM_INFINITY);
+            (&log).write_all(LINE_3.as_bytes()).unwrap();
+            fs::write(dir.join("result"), describe(&log.stats())).unwrap();
         }
     }
 }
@@ -438,5 +457,37 @@ fn a_batch_cut_short_by_a_kill_leaves_only_whole_lines_after_another_programs_ap
         kept.is_some(),
         "expected the whole lines, at most the first {BATCH_CUT_LINE} batch lines, then \
          the next writer's line; the file holds:\n{text}"
+    );
+}
+
+/// A batch whose write fails part of the way: the lines that reached the file whole stay
+/// and count as written, the one cut in the middle is cut off, and the rest count as
+/// dropped, one by one.
+#[test]
+fn a_batch_cut_short_by_a_full_file_keeps_and_counts_its_whole_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer, status) = run_writer(dir.path(), Scenario::ShortWriteInBatch, true);
+    assert!(
+        status.success(),
+        "the writer failed ({status}):\n{}",
+        writer.stderr()
+    );
+    let result = fs::read_to_string(dir.path().join("result")).unwrap();
+    let written = 2 + BATCH_CUT_LINE + 1;
+    let dropped = BATCH_LINES - BATCH_CUT_LINE;
+    assert_eq!(
+        result
+            .split(' ')
+            .filter(|field| !field.starts_with("write_errors"))
+            .collect::<Vec<_>>(),
+        [
+            format!("events_written={written}"),
+            format!("events_dropped={dropped}")
+        ]
+    );
+    let batch: String = (0..BATCH_CUT_LINE).map(batch_line).collect();
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        format!("{}{batch}{LINE_3}", whole_before(true))
     );
 }

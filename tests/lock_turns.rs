@@ -1,0 +1,146 @@
+//! A long write lets the others take their turn: a non-blocking batch that crosses many
+//! rotation points rotates once per hold of the lock, and stands back between holds when
+//! another process waits, so a synchronous writer in another process gets its line in
+//! early in the batch (in its first quarter here), instead of waiting for all of it.
+
+mod common;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tracing_shared_file::SharedFile;
+
+const ROLE_ENV: &str = "TSF_LOCK_TURNS_ROLE";
+const MAX_BYTES: u64 = 4096;
+/// 1 MiB of queued lines: about 250 rotations in one batch.
+const BATCH_BYTES: usize = 1 << 20;
+const SINGLE_LINE: &[u8] = b"the single line\n";
+const LINE: &[u8] =
+    b"2026-11-27T12:00:00.000000Z  INFO turns: a line that fills one of the many small files\n";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn build(dir: &Path) -> SharedFile {
+    SharedFile::builder(dir.join("app.log"))
+        .max_bytes(MAX_BYTES)
+        // Every archive is kept, to find the single line in afterwards.
+        .max_files(100_000)
+        .build()
+        .unwrap()
+}
+
+fn touch(path: &Path) {
+    File::create(path).unwrap();
+}
+
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + DEADLINE;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Child side: `batcher` queues the whole batch while the test holds the lock, then
+/// writes it; `single` writes one line.
+#[test]
+fn role_entry() {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let (role, dir) = role.split_once(':').unwrap();
+    let dir = PathBuf::from(dir);
+    let log = build(&dir);
+    if role == "batcher" {
+        let (mut writer, guard) = log
+            .non_blocking_builder()
+            .max_queued_bytes(2 * BATCH_BYTES)
+            .max_batch_bytes(2 * BATCH_BYTES)
+            .finish();
+        // The background thread takes this first line alone and waits for the lock with
+        // it; everything queued after it then goes out as one batch.
+        writer.write_all(LINE).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        for _ in 1..BATCH_BYTES / LINE.len() {
+            writer.write_all(LINE).unwrap();
+        }
+        touch(&dir.join("batcher-queued"));
+        drop(guard);
+        assert_eq!(log.stats().events_dropped, 0);
+    } else {
+        touch(&dir.join("single-ready"));
+        wait_for(&dir.join("single-go"));
+        (&log).write_all(SINGLE_LINE).unwrap();
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(role: &str, dir: &Path) -> KillOnDrop {
+    KillOnDrop(
+        common::spawn_retrying(
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "role_entry", "--nocapture", "--test-threads=1"])
+                .env(ROLE_ENV, format!("{role}:{}", dir.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null()),
+        )
+        .unwrap(),
+    )
+}
+
+#[test]
+fn a_long_batch_lets_a_waiting_writer_in_between_its_rotations() {
+    let dir = tempfile::tempdir().unwrap();
+    // Held while the batcher queues, so that its background thread takes the whole batch
+    // at once.
+    let lock = {
+        drop(build(dir.path()));
+        let lock = File::open(dir.path().join("app.log.lock")).unwrap();
+        lock.lock().unwrap();
+        lock
+    };
+    let mut batcher = spawn("batcher", dir.path());
+    let mut single = spawn("single", dir.path());
+    wait_for(&dir.path().join("batcher-queued"));
+    wait_for(&dir.path().join("single-ready"));
+    lock.unlock().unwrap();
+    // The batch is under way once the first of its rotations is done.
+    wait_for(&dir.path().join("app.log.1"));
+    touch(&dir.path().join("single-go"));
+    for (name, child) in [("batcher", &mut batcher), ("single", &mut single)] {
+        let status = child.0.wait().unwrap();
+        assert!(status.success(), "the {name} failed: {status}");
+    }
+
+    // Archives are numbered newest first: a line that got its turn early in the batch is
+    // in one of the oldest, one that waited for the whole batch in the newest or the live
+    // file.
+    let archives = (1..)
+        .take_while(|index| dir.path().join(format!("app.log.{index}")).exists())
+        .count();
+    let holder = (1..=archives)
+        .find(|index| {
+            let archive = std::fs::read(dir.path().join(format!("app.log.{index}"))).unwrap();
+            archive.windows(SINGLE_LINE.len()).any(|w| w == SINGLE_LINE)
+        })
+        .unwrap_or(0);
+    assert!(
+        holder > archives * 3 / 4,
+        "the single line is in app.log.{holder} of {archives} archives (0: the live file): \
+         it waited for much of the batch instead of getting a turn"
+    );
+}
