@@ -41,21 +41,29 @@ pub const DEFAULT_PATH_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 #[derive(Clone)]
 pub struct Builder {
     path: PathBuf,
-    max_bytes: u64,
-    max_files: usize,
-    path_check_interval: Duration,
-    lock_timeout: Option<Duration>,
+    settings: Settings,
     on_error: Option<ErrorHook>,
+}
+
+/// The options every write consults; checked by [`Builder::build`].
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) max_bytes: u64,
+    pub(crate) max_files: usize,
+    pub(crate) path_check_interval: Duration,
+    pub(crate) lock_timeout: Option<Duration>,
 }
 
 impl Builder {
     pub(crate) fn new(path: &Path) -> Self {
         Builder {
             path: path.to_path_buf(),
-            max_bytes: DEFAULT_MAX_BYTES,
-            max_files: DEFAULT_MAX_FILES,
-            path_check_interval: DEFAULT_PATH_CHECK_INTERVAL,
-            lock_timeout: None,
+            settings: Settings {
+                max_bytes: DEFAULT_MAX_BYTES,
+                max_files: DEFAULT_MAX_FILES,
+                path_check_interval: DEFAULT_PATH_CHECK_INTERVAL,
+                lock_timeout: None,
+            },
             on_error: None,
         }
     }
@@ -76,7 +84,7 @@ impl Builder {
     /// ```
     #[must_use]
     pub fn max_bytes(mut self, max_bytes: u64) -> Self {
-        self.max_bytes = max_bytes;
+        self.settings.max_bytes = max_bytes;
         self
     }
 
@@ -93,7 +101,7 @@ impl Builder {
     /// ```
     #[must_use]
     pub fn max_files(mut self, max_files: usize) -> Self {
-        self.max_files = max_files;
+        self.settings.max_files = max_files;
         self
     }
 
@@ -118,7 +126,7 @@ impl Builder {
     /// ```
     #[must_use]
     pub fn path_check_interval(mut self, interval: Duration) -> Self {
-        self.path_check_interval = interval;
+        self.settings.path_check_interval = interval;
         self
     }
 
@@ -143,7 +151,7 @@ impl Builder {
     /// ```
     #[must_use]
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = Some(timeout);
+        self.settings.lock_timeout = Some(timeout);
         self
     }
 
@@ -201,19 +209,16 @@ impl Builder {
     pub fn build(self) -> Result<SharedFile, Error> {
         let Builder {
             path,
-            max_bytes,
-            max_files,
-            path_check_interval,
-            lock_timeout,
+            settings,
             on_error,
         } = self;
         if path.file_name().is_none() || ends_with_separator(&path) {
             return Err(Error::config(ErrorKind::NoFileName, &path));
         }
-        if max_bytes == 0 {
+        if settings.max_bytes == 0 {
             return Err(Error::config(ErrorKind::ZeroMaxBytes, &path));
         }
-        if max_files == 0 {
+        if settings.max_files == 0 {
             return Err(Error::config(ErrorKind::ZeroMaxFiles, &path));
         }
         // Absolute, so that a later change of working directory cannot split the processes.
@@ -241,10 +246,7 @@ impl Builder {
         Ok(SharedFile::from_parts(Parts {
             path,
             lock_path,
-            max_bytes,
-            max_files,
-            path_check_interval,
-            lock_timeout,
+            settings,
             lock,
             handle,
             on_error,
@@ -256,10 +258,7 @@ impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("path", &self.path)
-            .field("max_bytes", &self.max_bytes)
-            .field("max_files", &self.max_files)
-            .field("path_check_interval", &self.path_check_interval)
-            .field("lock_timeout", &self.lock_timeout)
+            .field("settings", &self.settings)
             .field("on_error", &self.on_error.as_ref().map(|_| "<hook>"))
             .finish()
     }

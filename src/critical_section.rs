@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
+use crate::builder::Settings;
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, LockGuard, Page, RecordedOptions, WriteIntent};
 use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
@@ -36,10 +37,7 @@ pub(crate) enum IfFailed {
 pub(crate) struct Inner {
     pub(crate) path: PathBuf,
     pub(crate) lock_path: PathBuf,
-    pub(crate) max_bytes: u64,
-    pub(crate) max_files: usize,
-    pub(crate) path_check_interval: Duration,
-    pub(crate) lock_timeout: Option<Duration>,
+    pub(crate) settings: Settings,
     /// Serialises this process's threads: they all share one flock description. Never
     /// held while waiting for another process, so a fork never waits on one.
     pub(crate) state: Mutex<State>,
@@ -161,8 +159,8 @@ impl Inner {
         let guard = LockGuard::held(lock);
         let page = guard.lock_file().page();
         if let Some(theirs) = page.swap_options(RecordedOptions {
-            max_bytes: self.max_bytes,
-            max_files: self.max_files as u64,
+            max_bytes: self.settings.max_bytes,
+            max_files: self.settings.max_files as u64,
             pid: u64::from(crate::platform::pid()),
         }) {
             outcome.options_disagree = Some(theirs);
@@ -187,7 +185,9 @@ impl Inner {
             if len == 0 || append_anyway {
                 last += 1;
             }
-            while last < ends.len() && rotation::fits(len, ends[last] - start, self.max_bytes) {
+            while last < ends.len()
+                && rotation::fits(len, ends[last] - start, self.settings.max_bytes)
+            {
                 last += 1;
             }
             if last == first {
@@ -273,12 +273,12 @@ impl Inner {
             let now = crate::platform::coarse_now();
             let check_paths = state
                 .last_path_check
-                .is_none_or(|last| now.saturating_sub(last) >= self.path_check_interval);
+                .is_none_or(|last| now.saturating_sub(last) >= self.settings.path_check_interval);
             if !state.lock.try_acquire()? {
                 let lock = Arc::clone(&state.lock);
                 drop(state);
                 let started = *wait_started.get_or_insert_with(Instant::now);
-                let deadline = self.lock_timeout.map(|timeout| started + timeout);
+                let deadline = self.settings.lock_timeout.map(|timeout| started + timeout);
                 lock.wait(deadline)
                     .map_err(|e| self.wait_failed(e, &lock))?;
                 waited_on = Some(lock);
@@ -348,7 +348,7 @@ impl Inner {
             format!(
                 "lock file `{}` was held by {holder} for longer than the lock_timeout of {:?}",
                 self.lock_path.display(),
-                self.lock_timeout.unwrap_or_default()
+                self.settings.lock_timeout.unwrap_or_default()
             ),
         )
     }
@@ -399,7 +399,7 @@ impl Inner {
         // being renamed away: a holder that fails or dies half-way leaves the next one to
         // ask the kernel, instead of appending to (or rotating) the archive.
         page.forget_live();
-        match rotation::rotate(&self.path, handle.id(), self.max_files) {
+        match rotation::rotate(&self.path, handle.id(), self.settings.max_files) {
             Ok(Rotated::Yes) => {
                 self.counters.rotated();
                 *handle = LogHandle::open(&self.path)?;
@@ -439,7 +439,7 @@ impl Inner {
         {
             crate::report::options_disagree(
                 &self.path,
-                (self.max_bytes, self.max_files as u64),
+                (self.settings.max_bytes, self.settings.max_files as u64),
                 theirs,
             );
         }

@@ -6,11 +6,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::builder::Builder;
+use crate::builder::{Builder, Settings};
 use crate::critical_section::{IfFailed, Inner, State};
 use crate::event_writer::{EventSink, EventWriter};
 use crate::fork;
@@ -62,10 +61,7 @@ pub struct SharedFile {
 pub(crate) struct Parts {
     pub(crate) path: PathBuf,
     pub(crate) lock_path: PathBuf,
-    pub(crate) max_bytes: u64,
-    pub(crate) max_files: usize,
-    pub(crate) path_check_interval: Duration,
-    pub(crate) lock_timeout: Option<Duration>,
+    pub(crate) settings: Settings,
     pub(crate) lock: LockFile,
     pub(crate) handle: LogHandle,
     pub(crate) on_error: Option<ErrorHook>,
@@ -96,10 +92,7 @@ impl SharedFile {
         let inner = Arc::new(Inner {
             path: parts.path,
             lock_path: parts.lock_path,
-            max_bytes: parts.max_bytes,
-            max_files: parts.max_files,
-            path_check_interval: parts.path_check_interval,
-            lock_timeout: parts.lock_timeout,
+            settings: parts.settings,
             state: Mutex::new(State {
                 lock: Arc::new(parts.lock),
                 handle: parts.handle,
@@ -184,8 +177,8 @@ impl fmt::Debug for SharedFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedFile")
             .field("path", &self.inner.path)
-            .field("max_bytes", &self.inner.max_bytes)
-            .field("max_files", &self.inner.max_files)
+            .field("max_bytes", &self.inner.settings.max_bytes)
+            .field("max_files", &self.inner.settings.max_files)
             .field("stats", &self.stats())
             .finish()
     }
