@@ -8,9 +8,12 @@
 //! - under that lock, the writer learns from a record in the lock file's shared page
 //!   whether another process rotated (and reopens), and every `path_check_interval` checks
 //!   by device and inode whether another program moved or deleted the file;
-//! - the size that decides rotation is read from disk under the lock, so exactly one
-//!   process rotates, and no file exceeds `max_bytes` unless it holds one event that is
-//!   larger on its own (or a rotation failed, which is reported).
+//! - the size that decides rotation is known under the lock, from the record every lock
+//!   holder keeps current in that page, and confirmed with the kernel before a file is
+//!   rotated, so exactly one process rotates, and no file exceeds `max_bytes` unless it
+//!   holds one event that is larger on its own (or a rotation failed, which is reported);
+//! - what a killed process left half-written, or a failed write left behind, is cut off
+//!   by the next lock holder, measured from the kernel's length, never from the record.
 //!
 //! # Examples
 //!
@@ -28,8 +31,9 @@
 //! # Ok::<(), tracing_shared_file::Error>(())
 //! ```
 //!
-//! Any `fmt` layer can write through it too:
-//! `tracing_subscriber::fmt::layer().json().with_writer(log.clone())`.
+//! Any `fmt` layer can write through it too; wrap its format in [`PanicSafe`] so that a
+//! `Debug` impl that panics cannot glue half an event to the next:
+//! `tracing_subscriber::fmt::layer().json().with_writer(log.clone()).map_event_format(PanicSafe::new)`.
 //!
 //! # Platform support
 //!

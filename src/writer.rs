@@ -22,15 +22,18 @@ use crate::stats::{Counters, Stats};
 ///
 /// Each event is written whole while this process holds both an in-process mutex and an
 /// exclusive `flock` on the side file `<path>.lock`. Under the lock the writer checks that
-/// its handle still names the live file (another process may have rotated it), reads the
-/// size from disk, rotates if the event would not fit, and appends.
+/// its handle still names the live file (another process may have rotated it), learns its
+/// size from the record peers keep in the lock file's shared page, rotates if the event
+/// would not fit (after confirming the size with the kernel), and appends.
 ///
 /// `SharedFile` is cheap to clone: clones share one handle, one lock and one set of
 /// [`Stats`].
 ///
 /// It implements [`MakeWriter`], so any `tracing_subscriber::fmt` layer can write through
 /// it, and `&SharedFile` implements [`io::Write`] for use without `tracing`: each `write`
-/// call is one event.
+/// call is one event, and `write!`/`writeln!` format the whole line first and write it as
+/// one event. A `BufWriter` around it writes whenever its buffer is full, cutting lines
+/// where the buffer ends into separate events: write whole lines instead.
 ///
 /// # Examples
 ///
