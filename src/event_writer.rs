@@ -119,3 +119,66 @@ impl fmt::Debug for EventWriter<'_> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+    use std::io::Write;
+
+    /// A sink whose next `failures` writes fail.
+    #[derive(Default)]
+    struct FlakySink {
+        failures: Cell<u32>,
+        written: RefCell<Vec<Vec<u8>>>,
+        modes: RefCell<Vec<IfFailed>>,
+    }
+
+    impl EventSink for FlakySink {
+        fn write_event(&self, event: &[u8], if_failed: IfFailed) -> io::Result<()> {
+            self.modes.borrow_mut().push(if_failed);
+            if self.failures.get() > 0 {
+                self.failures.set(self.failures.get() - 1);
+                return Err(io::Error::other("disk full"));
+            }
+            self.written.borrow_mut().push(event.to_vec());
+            Ok(())
+        }
+
+        fn cut_short_by_panic(&self) {}
+
+        fn path(&self) -> &Path {
+            Path::new("app.log")
+        }
+    }
+
+    #[test]
+    fn a_failed_flush_keeps_the_event_for_the_next_one() {
+        let sink = FlakySink {
+            failures: Cell::new(1),
+            ..FlakySink::default()
+        };
+        let mut writer = EventWriter::new(&sink);
+        write!(writer, "one event, ").unwrap();
+        writeln!(writer, "in pieces").unwrap();
+        assert!(writer.flush().is_err());
+        writer.flush().unwrap();
+        drop(writer);
+        assert_eq!(*sink.written.borrow(), [b"one event, in pieces\n".to_vec()]);
+        // The explicit flush keeps the event; only a drop would lose it.
+        assert_eq!(*sink.modes.borrow(), [IfFailed::Keep, IfFailed::Keep]);
+    }
+
+    #[test]
+    fn a_drop_whose_write_fails_drops_the_event_once() {
+        let sink = FlakySink {
+            failures: Cell::new(1),
+            ..FlakySink::default()
+        };
+        let mut writer = EventWriter::new(&sink);
+        write!(writer, "never flushed").unwrap();
+        drop(writer);
+        assert!(sink.written.borrow().is_empty());
+        assert_eq!(*sink.modes.borrow(), [IfFailed::Drop]);
+    }
+}

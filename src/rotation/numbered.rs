@@ -200,4 +200,78 @@ mod tests {
         assert_eq!(read(2), "two");
         assert!(!archive_path(&log, 3).exists());
     }
+
+    #[test]
+    fn only_names_this_naming_writes_are_archives() {
+        assert_eq!(parse_index(b"1"), Some(1));
+        assert_eq!(parse_index(b"470"), Some(470));
+        for other in [&b""[..], b"0", b"01", b"1x", b"1.gz", b"-1", b" 1"] {
+            assert_eq!(
+                parse_index(other),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(other)
+            );
+        }
+    }
+
+    #[test]
+    fn look_alikes_are_never_moved_or_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let look_alikes = [
+            "app.log.bak",
+            "app.log.01",
+            "app.log.1x",
+            "other.log.1",
+            "app.log.lock",
+        ];
+        for name in look_alikes {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        for round in 0..4 {
+            std::fs::write(&log, format!("live {round}")).unwrap();
+            rotate(&log, 2).unwrap();
+        }
+        for name in look_alikes {
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join(name)).unwrap(),
+                name
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(archive_path(&log, 1)).unwrap(),
+            "live 3"
+        );
+        assert_eq!(
+            std::fs::read_to_string(archive_path(&log, 2)).unwrap(),
+            "live 2"
+        );
+        assert!(!archive_path(&log, 3).exists());
+    }
+
+    #[test]
+    fn archives_beyond_gaps_and_beyond_max_files_keep_their_age_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        // Kept by a process with a larger max_files, with gaps left by killed rotations.
+        for index in [1, 2, 4, 7, 8] {
+            std::fs::write(archive_path(&log, index), index.to_string()).unwrap();
+        }
+        std::fs::write(&log, "live").unwrap();
+
+        rotate(&log, 4).unwrap();
+
+        let read = |index| std::fs::read_to_string(archive_path(&log, index)).unwrap();
+        assert_eq!(
+            [read(1), read(2), read(3), read(4)],
+            ["live", "1", "2", "4"]
+        );
+        for index in 5..=9 {
+            assert!(
+                !archive_path(&log, index).exists(),
+                "app.log.{index} is left"
+            );
+        }
+    }
 }
