@@ -42,8 +42,12 @@ pub(crate) struct Inner {
     /// held while waiting for another process, so a fork never waits on one.
     pub(crate) state: Mutex<State>,
     /// Set in a forked child that could not be given a lock description of its own: the
-    /// one it holds is its parent's, and must be replaced before it is used.
+    /// lock file must be opened again before it is used.
     pub(crate) lock_inherited: AtomicBool,
+    /// Set with `lock_inherited` when the child had to close the inherited descriptor
+    /// itself: the old `LockFile` must then not close that number again, which may by now
+    /// be another file's.
+    pub(crate) lock_fd_closed: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) on_error: Option<ErrorHook>,
     /// One limiter per kind of report, so that a flood of one never hides another.
@@ -76,6 +80,24 @@ struct Outcome {
     options_disagree: Option<RecordedOptions>,
 }
 
+/// How many times one hold of the lock follows a path that changes under it before it
+/// lets go.
+const MAX_REOPENS: usize = 4;
+
+/// How many holds in a row may end without writing before the next one appends its first
+/// event whatever the file's size.
+const MAX_IDLE_HOLDS: usize = 3;
+
+/// What an attempt to rotate did.
+enum Rotation {
+    /// The live file became an archive; `handle` is on a fresh file.
+    Done,
+    /// The rotation failed (and was recorded): `handle` is on the file it was.
+    Failed,
+    /// The path no longer named the file to rotate: `handle` is on whatever it names now.
+    Reopened,
+}
+
 /// What one hold of the lock did.
 struct Held {
     /// How many of the events it wrote.
@@ -106,8 +128,10 @@ impl Inner {
     ) -> io::Result<()> {
         let mut outcome = Outcome::default();
         let mut done = 0;
+        let mut idle_holds = 0;
         let result = loop {
-            match self.write_some(buf, start, &ends[done..], &mut outcome) {
+            let force_first = idle_holds >= MAX_IDLE_HOLDS;
+            match self.write_some(buf, start, &ends[done..], force_first, &mut outcome) {
                 Ok(Held {
                     written,
                     others_waiting,
@@ -116,7 +140,12 @@ impl Inner {
                     if done == ends.len() {
                         break Ok(());
                     }
-                    start = ends[done - 1];
+                    if written == 0 {
+                        idle_holds += 1;
+                    } else {
+                        idle_holds = 0;
+                        start = ends[done - 1];
+                    }
                     if others_waiting {
                         std::thread::sleep(TURN);
                     }
@@ -144,6 +173,7 @@ impl Inner {
         buf: &[u8],
         mut start: usize,
         ends: &[usize],
+        force_first: bool,
         outcome: &mut Outcome,
     ) -> io::Result<Held> {
         let Entered {
@@ -165,19 +195,23 @@ impl Inner {
         }) {
             outcome.options_disagree = Some(theirs);
         }
-        let mut len = self.live_len(page, handle, check_paths, outcome)?;
+        self.follow_live_file(page, handle, check_paths, outcome)?;
         // Only a check that succeeded counts: after a failed one (the path could not be
         // reopened), the next write must look again rather than trust the old handle.
         if check_paths {
             *last_path_check = Some(now);
         }
+        // From the kernel, every time: another program may have appended under the lock,
+        // or cut the file (copytruncate), and a repair must know where an append began.
+        let mut len = handle.len()?;
 
         let mut first = 0;
         // After a failed rotation the next event is appended anyway: losing it would be
-        // worse than an oversized file.
-        let mut append_anyway = false;
-        let mut len_confirmed = check_paths;
-        let mut rotated = false;
+        // worse than an oversized file. So is the first event when earlier holds made no
+        // progress, so that a write always ends.
+        let mut append_anyway = force_first;
+        let mut may_rotate = true;
+        let mut reopens = 0;
         while first < ends.len() {
             // The first event always goes into an empty file, even one larger than
             // max_bytes on its own; after it, events go in while the file has room.
@@ -191,24 +225,25 @@ impl Inner {
                 last += 1;
             }
             if last == first {
-                // Never rotate on the recorded length alone: another program may have
-                // cut the file (copytruncate) or appended to it.
-                if !len_confirmed {
-                    len_confirmed = true;
-                    let real = handle.len()?;
-                    if real != len {
-                        len = real;
-                        page.set_live(handle.id(), len);
-                        continue;
-                    }
-                }
-                if rotated {
+                // One rotation per hold, so that others get their turn between rotations.
+                if !may_rotate {
                     break;
                 }
-                rotated = true;
-                self.rotate(page, handle, outcome, &mut append_anyway)?;
+                match self.rotate(page, handle, outcome)? {
+                    Rotation::Done => may_rotate = false,
+                    Rotation::Failed => {
+                        may_rotate = false;
+                        append_anyway = true;
+                    }
+                    // Something else now sits at the path: decide again for it, but not
+                    // forever if it keeps changing.
+                    Rotation::Reopened => {
+                        reopens += 1;
+                        may_rotate = reopens < MAX_REOPENS;
+                    }
+                }
+                page.set_live(handle.id());
                 len = handle.len()?;
-                page.set_live(handle.id(), len);
                 continue;
             }
             append_anyway = false;
@@ -221,21 +256,15 @@ impl Inner {
             if let Err(failed) = handle.append(chunk, &ends[first..last], start) {
                 outcome.events_written += failed.events_kept as u64;
                 outcome.bytes_written += failed.bytes_kept;
-                match failed.len_after {
-                    Some(len_after) => {
-                        page.set_live(handle.id(), len_after);
-                        page.end_write();
-                    }
-                    // The cut failed: the intent stays, so the next holder repairs the
-                    // partial line before anything is glued onto it.
-                    None => page.forget_live(),
+                // If the cut failed, the intent stays, so the next holder repairs the
+                // partial line before anything is glued onto it.
+                if failed.cut_back {
+                    page.end_write();
                 }
                 return Err(failed.error);
             }
             len += chunk.len() as u64;
-            page.set_live_len(len);
             page.end_write();
-            len_confirmed = false;
             outcome.events_written += (last - first) as u64;
             outcome.bytes_written += chunk.len() as u64;
             first = last;
@@ -266,7 +295,13 @@ impl Inner {
                 waited.release();
             }
             if self.lock_inherited.load(Relaxed) {
-                state.lock = Arc::new(LockFile::open(&self.lock_path)?);
+                let inherited =
+                    std::mem::replace(&mut state.lock, Arc::new(LockFile::open(&self.lock_path)?));
+                if self.lock_fd_closed.swap(false, Relaxed) {
+                    // Its descriptor is closed already; leak the rest rather than close a
+                    // number that may be reused.
+                    std::mem::forget(inherited);
+                }
                 self.lock_inherited.store(false, Relaxed);
                 state.last_path_check = None;
             }
@@ -278,7 +313,11 @@ impl Inner {
                 let lock = Arc::clone(&state.lock);
                 drop(state);
                 let started = *wait_started.get_or_insert_with(Instant::now);
-                let deadline = self.settings.lock_timeout.map(|timeout| started + timeout);
+                // A bound too far off to represent is no bound.
+                let deadline = self
+                    .settings
+                    .lock_timeout
+                    .and_then(|timeout| started.checked_add(timeout));
                 lock.wait(deadline)
                     .map_err(|e| self.wait_failed(e, &lock))?;
                 waited_on = Some(lock);
@@ -339,82 +378,81 @@ impl Inner {
         if error.kind() != io::ErrorKind::TimedOut {
             return error;
         }
+        // Several processes may have held it in turn: name the one holding it now.
         let holder = match lock.page().holder() {
-            Some(pid) => format!("pid {pid}"),
-            None => "a process that did not record its pid (not tracing-shared-file)".into(),
+            Some(pid) if crate::platform::is_alive(pid) => format!("held by pid {pid}"),
+            Some(pid) => format!(
+                "held by a process that did not record its pid (pid {pid}, the last that did, has exited)"
+            ),
+            None => {
+                "held by a process that did not record its pid (not tracing-shared-file?)".into()
+            }
         };
         io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
-                "lock file `{}` was held by {holder} for longer than the lock_timeout of {:?}",
+                "lock file `{}` was not free within the lock_timeout of {:?}; it is {holder}",
                 self.lock_path.display(),
                 self.settings.lock_timeout.unwrap_or_default()
             ),
         )
     }
 
-    /// The live file's length, with `handle` pointing at the live file.
+    /// Points `handle` at the live file, and repairs what a killed holder left in it.
     ///
-    /// Peers record the live file and its length in the lock file's shared page after
-    /// every append and rotation, so in the common case this costs no syscall. The kernel
-    /// is asked when the page names another file (a peer rotated), when a holder died
-    /// mid-append, and every `path_check_interval` to catch other programs moving,
-    /// deleting or appending to the file.
-    fn live_len(
+    /// Peers record the live file in the lock file's shared page at every rotation, so
+    /// in the common case this costs no system call. The path is looked up when the page
+    /// names another file (a peer rotated), and every `path_check_interval` to catch
+    /// other programs moving, deleting or replacing the file.
+    fn follow_live_file(
         &self,
         page: &Page,
         handle: &mut LogHandle,
         check_paths: bool,
         outcome: &mut Outcome,
-    ) -> io::Result<u64> {
-        let interrupted = page.interrupted_write();
-        if !check_paths
-            && interrupted.is_none()
-            && let Some(len) = page.live_len_of(handle.id())
-        {
-            return Ok(len);
-        }
-        if handle.is_stale(&self.path)? {
+    ) -> io::Result<()> {
+        if (check_paths || !page.live_is(handle.id())) && handle.is_stale(&self.path)? {
             *handle = LogHandle::open(&self.path)?;
         }
-        if let Some(intent) = interrupted {
+        if let Some(intent) = page.interrupted_write() {
             outcome.repaired_partial_write |= handle.repair(&intent)?;
             page.end_write();
         }
-        let len = handle.len()?;
-        page.set_live(handle.id(), len);
-        Ok(len)
+        page.set_live(handle.id());
+        Ok(())
     }
 
     /// Rotates the live file and points `handle` at the fresh one. A failed rotation is
-    /// recorded for the report, and `append_anyway` set so the next event still lands.
+    /// recorded for the report.
     fn rotate(
         &self,
         page: &Page,
         handle: &mut LogHandle,
         outcome: &mut Outcome,
-        append_anyway: &mut bool,
-    ) -> io::Result<()> {
+    ) -> io::Result<Rotation> {
         // Until the fresh file is open and recorded, the record must not name the file
         // being renamed away: a holder that fails or dies half-way leaves the next one to
-        // ask the kernel, instead of appending to (or rotating) the archive.
+        // look the path up, instead of appending to (or rotating) the archive.
         page.forget_live();
         match rotation::rotate(&self.path, handle.id(), self.settings.max_files) {
             Ok(Rotated::Yes) => {
                 self.counters.rotated();
                 *handle = LogHandle::open(&self.path)?;
+                Ok(Rotation::Done)
             }
-            Ok(Rotated::PathMoved) => *handle = LogHandle::open(&self.path)?,
+            Ok(Rotated::PathMoved) => {
+                *handle = LogHandle::open(&self.path)?;
+                Ok(Rotation::Reopened)
+            }
             Err(error) => {
                 outcome.rotation_errors += 1;
                 outcome.last_rotation_error = Some(error);
-                *append_anyway = true;
                 if handle.is_stale(&self.path)? {
                     *handle = LogHandle::open(&self.path)?;
                 }
+                Ok(Rotation::Failed)
             }
         }
-        Ok(())
     }
 
     fn report(&self, outcome: &Outcome) {

@@ -128,12 +128,20 @@ fn release(in_child: bool) {
 /// In the child: replaces the inherited lock description with the fresh one, so that
 /// the parent's description (and any lock on it) is no longer referenced here.
 fn adopt_fresh_description(file: &Held) {
+    // The counters are this process's own from now on.
+    file.inner.counters.reset();
     let replaced = file.fresh >= 0 && platform::replace_descriptor(file.fresh, file.inherited);
-    if !(replaced && file.fresh_is_lock) {
-        // The number now holds /dev/null, or still the parent's description: either way
-        // it must be replaced by the lock file, opened by path, before its first use.
-        file.inner.lock_inherited.store(true, Ordering::Relaxed);
+    if replaced && file.fresh_is_lock {
+        return;
     }
+    if !replaced {
+        // Nothing could be put in its place (no descriptor was left): close it all the
+        // same, so that this child never keeps its parent's lock alive.
+        platform::close(file.inherited);
+        file.inner.lock_fd_closed.store(true, Ordering::Relaxed);
+    }
+    // Before its first use here, the lock file must be opened again by path.
+    file.inner.lock_inherited.store(true, Ordering::Relaxed);
 }
 
 unsafe extern "C" fn parent() {

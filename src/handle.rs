@@ -8,9 +8,6 @@ use std::path::Path;
 use crate::lock::WriteIntent;
 use crate::platform::{self, FileId};
 
-/// How much of the file the repair reads at a time while looking for the last line end.
-const SCAN_CHUNK: usize = 64 * 1024;
-
 /// An append-mode handle on the log file, remembering which file it opened.
 ///
 /// Another process may rotate the file, or an operator may move or delete it, at any time.
@@ -30,9 +27,9 @@ pub(crate) struct FailedAppend {
     pub(crate) events_kept: usize,
     /// Bytes of those events.
     pub(crate) bytes_kept: u64,
-    /// The file's length afterwards, if the rest was cut off; `None` if a partial event
-    /// may still be at its end (the cut failed), for the next lock holder to repair.
-    pub(crate) len_after: Option<u64>,
+    /// Whether the rest was cut off; if not, a partial event may still be at the end of
+    /// the file, for the next lock holder to repair.
+    pub(crate) cut_back: bool,
 }
 
 impl LogHandle {
@@ -43,19 +40,9 @@ impl LogHandle {
     /// rotation must not move (a FIFO, a device) and a file with other hard links, which
     /// would be written through to another file.
     pub(crate) fn open(path: &Path) -> io::Result<Self> {
-        // Readable too, so that a partial line can be found and cut; a file we may only
-        // write to is still used, and a partial line in it is ended instead of cut.
         let mut options = OpenOptions::new();
-        options.read(true).append(true).create(true);
-        let opened = open_creating_dirs(path, platform::never_follow(&mut options));
-        let opened = match opened {
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                options.read(false);
-                open_creating_dirs(path, &options)
-            }
-            result => result,
-        };
-        let file = opened.map_err(|e| {
+        options.append(true).create(true);
+        let file = open_creating_dirs(path, platform::never_follow(&mut options)).map_err(|e| {
             if platform::is_symlink_refusal(&e) {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -102,9 +89,9 @@ impl LogHandle {
         }
     }
 
-    /// The file's current size, from the kernel.
+    /// The file's current size, from the kernel (one `lseek(2)`).
     pub(crate) fn len(&self) -> io::Result<u64> {
-        Ok(platform::links_and_len(&self.file)?.len)
+        platform::end_of_file(&self.file)
     }
 
     /// Appends `chunk`, whose events end at the offsets `event_ends` minus `base`
@@ -147,90 +134,44 @@ impl LogHandle {
         events_kept: usize,
         bytes_kept: usize,
     ) -> FailedAppend {
-        let len_after = self.len().ok().and_then(|len| {
+        let cut_back = self.len().is_ok_and(|len| {
             // Under the lock nobody else appended: the last `written` bytes are ours.
-            let before = len.checked_sub(written as u64)?;
+            let Some(before) = len.checked_sub(written as u64) else {
+                return false;
+            };
             let keep = before + bytes_kept as u64;
-            if len > keep {
-                platform::retry_interrupted(|| self.file.set_len(keep)).ok()?;
-            }
-            Some(keep)
+            len == keep || platform::retry_interrupted(|| self.file.set_len(keep)).is_ok()
         });
         FailedAppend {
             error,
             events_kept,
             bytes_kept: bytes_kept as u64,
-            len_after,
+            cut_back,
         }
     }
 
     /// Cuts off what remains of an append that a killed process started on this file and
     /// did not finish. Returns whether anything was cut.
     ///
-    /// Only a partial line is cut: the bytes after the file's last newline, and never
-    /// below the length the killed writer recorded before its append. So a line that was
-    /// whole before the append stays, even if another program appended to the file
-    /// without updating the recorded length; and complete lines of the killed append stay.
+    /// The length the intent records was the kernel's when the append began, so the cut
+    /// takes off exactly the unfinished append, all of it: an event is in the file whole
+    /// or not at all, and whatever was whole before stays.
     pub(crate) fn repair(&self, intent: &WriteIntent) -> io::Result<bool> {
         if intent.file != self.id {
             return Ok(false);
         }
         let len = self.len()?;
-        if len == 0 || len == intent.len_before {
+        // A shorter file was cut by another program since, and a longer one holds the
+        // whole append (it died after writing it): nothing to cut either way.
+        if len <= intent.len_before || len >= intent.len_before.saturating_add(intent.len) {
             return Ok(false);
         }
-        let Ok(last) = self.byte_at(len - 1) else {
-            // Unreadable (write-only): end the partial line, cutting nothing.
-            (&self.file).write_all(b"\n")?;
-            return Ok(true);
-        };
-        if last == b'\n' {
-            return Ok(false);
-        }
-        // The whole append, when it did not end a line (a raw `io::Write` event).
-        if intent.len_before < len && len - intent.len_before == intent.len {
-            return Ok(false);
-        }
-        // A recorded length past the end means the file was truncated behind our back
-        // (copytruncate): it no longer bounds anything.
-        let floor = if intent.len_before < len {
-            intent.len_before
-        } else {
-            0
-        };
-        let cut = self.end_of_last_line(floor, len);
-        let cut_off = cut.is_ok_and(|cut| {
-            platform::retry_interrupted(|| self.file.set_len(cut.unwrap_or(floor))).is_ok()
-        });
-        if !cut_off {
+        if platform::retry_interrupted(|| self.file.set_len(intent.len_before)).is_err() {
             // An append-only file cannot be cut: end the partial line instead, so it
             // stays one garbled line and the next event starts on a line of its own.
             (&self.file).write_all(b"\n")?;
         }
         Ok(true)
-    }
-
-    fn byte_at(&self, offset: u64) -> io::Result<u8> {
-        let mut byte = [0];
-        match platform::read_at(&self.file, &mut byte, offset)? {
-            1 => Ok(byte[0]),
-            _ => Err(io::ErrorKind::UnexpectedEof.into()),
-        }
-    }
-
-    /// The offset just past the last newline in `floor..end`, if there is one.
-    fn end_of_last_line(&self, floor: u64, mut end: u64) -> io::Result<Option<u64>> {
-        let mut buffer = vec![0; SCAN_CHUNK];
-        while end > floor {
-            let start = end.saturating_sub(SCAN_CHUNK as u64).max(floor);
-            let part = &mut buffer[..(end - start) as usize];
-            let read = platform::read_at(&self.file, part, start)?;
-            if let Some(i) = part[..read].iter().rposition(|&b| b == b'\n') {
-                return Ok(Some(start + i as u64 + 1));
-            }
-            end = start;
-        }
-        Ok(None)
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 /// A snapshot of what one [`SharedFile`](crate::SharedFile) (and its clones) did in this
-/// process since it was built.
+/// process since it was built, or, in a forked child, since the fork.
 ///
 /// # Examples
 ///
@@ -85,6 +85,22 @@ impl Counters {
         let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
         self.lock_wait_total_ns.fetch_add(nanos, Relaxed);
         self.lock_wait_max_ns.fetch_max(nanos, Relaxed);
+    }
+
+    /// Starts again from zero; async-signal-safe, for a forked child.
+    pub(crate) fn reset(&self) {
+        for counter in [
+            &self.events_written,
+            &self.bytes_written,
+            &self.rotations,
+            &self.write_errors,
+            &self.rotation_errors,
+            &self.events_dropped,
+            &self.lock_wait_total_ns,
+            &self.lock_wait_max_ns,
+        ] {
+            counter.store(0, Relaxed);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Stats {

@@ -102,6 +102,7 @@ impl SharedFile {
                 last_path_check: None,
             }),
             lock_inherited: AtomicBool::new(false),
+            lock_fd_closed: AtomicBool::new(false),
             counters: Counters::default(),
             on_error: parts.on_error,
             write_reports: RateLimitedStderr::default(),

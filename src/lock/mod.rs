@@ -34,6 +34,7 @@ pub(crate) struct LockFile {
     page: Page,
     file: File,
     id: FileId,
+    path: PathBuf,
 }
 
 /// Why something at the lock path is not a lock file of ours; carried inside the
@@ -139,8 +140,13 @@ impl LockFile {
         // lives, in forked children too: so the lock goes on a description of its own,
         // which a child can drop entirely (see `fork`).
         let id = FileId::of(&metadata);
-        let file = platform::open_same_file(path, id)?;
-        Ok(LockFile { page, file, id })
+        let file = platform::open_same_file(path, id, true)?;
+        Ok(LockFile {
+            page,
+            file,
+            id,
+            path: path.to_path_buf(),
+        })
     }
 
     pub(crate) fn page(&self) -> &Page {
@@ -236,10 +242,19 @@ impl LockFile {
 
     /// Grows a truncated lock file back to a page, and writes its header again.
     fn restore_length(&self, len: u64) -> io::Result<()> {
-        if len < SharedPage::LEN as u64 {
-            platform::allocate(&self.file, SharedPage::LEN as u64)?;
-            self.page.initialise();
+        if len >= SharedPage::LEN as u64 {
+            return Ok(());
         }
+        match platform::allocate(&self.file, SharedPage::LEN as u64) {
+            // A forked child locks through a read-only description: grow the file
+            // through a writable one.
+            Err(e) if platform::is_not_writable(&e) => {
+                let writable = platform::open_same_file(&self.path, self.id, true)?;
+                platform::allocate(&writable, SharedPage::LEN as u64)?;
+            }
+            result => result?,
+        }
+        self.page.initialise();
         Ok(())
     }
 }

@@ -26,12 +26,10 @@ const INTENT_DEV: usize = 3;
 const INTENT_INO: usize = 4;
 const INTENT_LEN_BEFORE: usize = 5;
 const INTENT_LEN: usize = 6;
-/// The live file as the last lock holder left it: device, inode and length. A holder
-/// whose handle is that file trusts the length instead of asking the kernel, and one
-/// whose handle is not knows at once that a peer rotated. Device and inode 0 mean unknown.
+/// The live file as the last lock holder left it: device and inode. A holder whose handle
+/// is not that file knows at once that a peer rotated. 0 and 0 mean unknown.
 const LIVE_DEV: usize = 7;
 const LIVE_INO: usize = 8;
-const LIVE_LEN: usize = 9;
 /// The pid of the process holding the lock (0 when none), for the report of a writer that
 /// gave up waiting.
 const HOLDER_PID: usize = 10;
@@ -144,32 +142,25 @@ impl Page {
         })
     }
 
-    /// The live file's length as the last holder recorded it, if `file` is the live file
-    /// it recorded; call only while holding the lock.
-    pub(crate) fn live_len_of(&self, file: FileId) -> Option<u64> {
+    /// Whether `file` is the live file the last holder recorded; call only while holding
+    /// the lock.
+    pub(crate) fn live_is(&self, file: FileId) -> bool {
         let recorded = FileId {
             dev: self.word(LIVE_DEV).load(Acquire),
             ino: self.word(LIVE_INO).load(Acquire),
         };
-        (recorded == file).then(|| self.word(LIVE_LEN).load(Acquire))
+        recorded == file
     }
 
-    /// Records which file is live and how long it is; call only while holding the lock.
-    pub(crate) fn set_live(&self, file: FileId, len: u64) {
+    /// Records which file is live; call only while holding the lock.
+    pub(crate) fn set_live(&self, file: FileId) {
         self.word(LIVE_DEV).store(file.dev, Release);
         self.word(LIVE_INO).store(file.ino, Release);
-        self.word(LIVE_LEN).store(len, Release);
     }
 
-    /// Records the live file's new length after an append; call only while holding the
-    /// lock, after [`Page::set_live`] for the same file.
-    pub(crate) fn set_live_len(&self, len: u64) {
-        self.word(LIVE_LEN).store(len, Release);
-    }
-
-    /// Forgets the live file, so the next holder asks the kernel.
+    /// Forgets the live file, so the next holder looks the path up.
     pub(crate) fn forget_live(&self) {
-        self.set_live(FileId { dev: 0, ino: 0 }, 0);
+        self.set_live(FileId { dev: 0, ino: 0 });
     }
 
     /// Records (or, with 0, clears) the pid of the process holding the lock.

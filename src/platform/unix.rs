@@ -105,6 +105,17 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
+/// The length of `file` as the kernel has it now, without the `struct stat` that
+/// `fstat(2)` fills: this runs on every write.
+pub(crate) fn end_of_file(file: &File) -> io::Result<u64> {
+    // SAFETY: a valid descriptor; moving the offset of an append-only handle is harmless.
+    let end = unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_END) };
+    if end < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(end as u64)
+}
+
 /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file.
 pub(crate) fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<usize> {
     let mut total = 0;
@@ -208,11 +219,14 @@ pub(crate) fn register_fork_handlers(
     }
 }
 
-/// Opens a fresh open file description of the file at `path` for reading and writing,
-/// without following a symbolic link; an error if `path` no longer names `expected`.
-pub(crate) fn open_same_file(path: &Path, expected: FileId) -> io::Result<File> {
-    let file =
-        retry_interrupted(|| never_follow(OpenOptions::new().read(true).write(true)).open(path))?;
+/// Opens a fresh open file description of the file at `path`, writable or read-only
+/// (all a flock needs, so a process that dropped its privileges can still take one if it
+/// may read), without following a symbolic link; an error if `path` no longer names
+/// `expected`.
+pub(crate) fn open_same_file(path: &Path, expected: FileId, writable: bool) -> io::Result<File> {
+    let file = retry_interrupted(|| {
+        never_follow(OpenOptions::new().read(true).write(writable)).open(path)
+    })?;
     if FileId::of(&file.metadata()?) != expected {
         return Err(io::Error::other(format!(
             "`{}` was replaced while it was being opened",
@@ -225,8 +239,24 @@ pub(crate) fn open_same_file(path: &Path, expected: FileId) -> io::Result<File> 
 
 /// [`open_same_file`] as a raw descriptor (closed on exec), for the fork prepare handler.
 pub(crate) fn open_fresh_description(path: &Path, expected: FileId) -> Option<RawFd> {
-    let file = open_same_file(path, expected).ok()?;
+    let file = open_same_file(path, expected, false).ok()?;
     Some(std::os::fd::IntoRawFd::into_raw_fd(file))
+}
+
+/// Whether an error says the descriptor was not open for writing.
+pub(crate) fn is_not_writable(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(libc::EBADF)
+}
+
+/// Whether a process with this pid exists (it may be a zombie, or a recycled pid).
+pub(crate) fn is_alive(pid: u64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence and permission.
+    unsafe {
+        libc::kill(pid, 0) == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
 }
 
 /// Opens `/dev/null`, a stand-in that keeps a descriptor number taken; `-1` if it fails.
