@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind};
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, NotOurLockFile};
+use crate::log_dir::LogDir;
 use crate::report::{ErrorHook, IoFailure};
 use crate::writer::{Parts, SharedFile};
 
@@ -233,12 +234,20 @@ impl Builder {
         if path.is_dir() {
             return Err(Error::config(ErrorKind::IsDirectory, &path));
         }
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Error::io(ErrorKind::CreateDirectory, parent, e))?;
-        }
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(Error::config(ErrorKind::NoFileName, &path));
+        };
+        let name = name.to_os_string();
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(ErrorKind::CreateDirectory, parent, e))?;
+        // Later lookups go through the directory's real path, never through a symbolic
+        // link swapped in for it.
+        let dir = std::fs::canonicalize(parent)
+            .and_then(|real| LogDir::open(&real))
+            .map_err(|e| Error::io(ErrorKind::CreateDirectory, parent, e))?;
         let lock_path = LockFile::path_for(&path);
-        let lock = LockFile::open(&lock_path).map_err(|e| {
+        let lock_name = LockFile::name_for(&name);
+        let lock = LockFile::open(dir.dir(), &lock_name).map_err(|e| {
             let kind = if NotOurLockFile::is(&e) {
                 ErrorKind::ForeignLockFile
             } else {
@@ -246,12 +255,15 @@ impl Builder {
             };
             Error::io(kind, &lock_path, e)
         })?;
-        let handle =
-            LogHandle::open(&path).map_err(|e| Error::io(ErrorKind::OpenLogFile, &path, e))?;
+        let handle = LogHandle::open(dir.dir(), &name)
+            .map_err(|e| Error::io(ErrorKind::OpenLogFile, &path, e))?;
         Ok(SharedFile::from_parts(Parts {
             path,
             lock_path,
+            name,
+            lock_name,
             settings,
+            dir,
             lock,
             handle,
             on_error,

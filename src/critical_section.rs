@@ -2,6 +2,7 @@
 //! inter-process lock, find the live file and its length, rotate if the events do not
 //! fit, append, and report what happened once both locks are released.
 
+use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -11,8 +12,10 @@ use std::time::{Duration, Instant};
 use crate::builder::Settings;
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, LockGuard, Page, RecordedOptions, WriteIntent};
+use crate::log_dir::LogDir;
+use crate::platform::Dir;
 use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
-use crate::rotation::{self, Rotated};
+use crate::rotation::{self, LogName, Rotated};
 use crate::stats::Counters;
 
 /// How often in a row the lock file may be found replaced before giving up on an event.
@@ -35,8 +38,12 @@ pub(crate) enum IfFailed {
 
 /// Everything one [`SharedFile`](crate::SharedFile) and its clones share.
 pub(crate) struct Inner {
+    /// The log file's path, and its lock file's, as `build()` resolved them: for messages.
     pub(crate) path: PathBuf,
     pub(crate) lock_path: PathBuf,
+    /// Their names in the log directory, through which they are opened.
+    pub(crate) name: OsString,
+    pub(crate) lock_name: OsString,
     pub(crate) settings: Settings,
     /// Serialises this process's threads: they all share one flock description. Never
     /// held while waiting for another process, so a fork never waits on one.
@@ -59,6 +66,7 @@ pub(crate) struct Inner {
 }
 
 pub(crate) struct State {
+    pub(crate) dir: LogDir,
     /// Shared with threads waiting for the flock outside the mutex.
     pub(crate) lock: Arc<LockFile>,
     pub(crate) handle: LogHandle,
@@ -182,10 +190,12 @@ impl Inner {
             now,
         } = self.enter(outcome)?;
         let State {
+            dir,
             lock,
             handle,
             last_path_check,
         } = &mut *state;
+        let dir = &**dir.dir();
         let guard = LockGuard::held(lock);
         let page = guard.lock_file().page();
         if let Some(theirs) = page.swap_options(RecordedOptions {
@@ -195,7 +205,7 @@ impl Inner {
         }) {
             outcome.options_disagree = Some(theirs);
         }
-        self.follow_live_file(page, handle, check_paths, outcome)?;
+        self.follow_live_file(dir, page, handle, check_paths, outcome)?;
         // Only a check that succeeded counts: after a failed one (the path could not be
         // reopened), the next write must look again rather than trust the old handle.
         if check_paths {
@@ -229,7 +239,7 @@ impl Inner {
                 if !may_rotate {
                     break;
                 }
-                match self.rotate(page, handle, outcome)? {
+                match self.rotate(dir, page, handle, outcome)? {
                     Rotation::Done => may_rotate = false,
                     Rotation::Failed => {
                         may_rotate = false;
@@ -295,8 +305,8 @@ impl Inner {
                 waited.release();
             }
             if self.lock_inherited.load(Relaxed) {
-                let inherited =
-                    std::mem::replace(&mut state.lock, Arc::new(LockFile::open(&self.lock_path)?));
+                let reopened = LockFile::open(state.dir.dir(), &self.lock_name)?;
+                let inherited = std::mem::replace(&mut state.lock, Arc::new(reopened));
                 if self.lock_fd_closed.swap(false, Relaxed) {
                     // Its descriptor is closed already; leak the rest rather than close a
                     // number that may be reused.
@@ -309,6 +319,10 @@ impl Inner {
             let check_paths = state
                 .last_path_check
                 .is_none_or(|last| now.saturating_sub(last) >= self.settings.path_check_interval);
+            if check_paths {
+                // The lock file and the log are looked up in the directory at the path now.
+                state.dir.follow()?;
+            }
             if !state.lock.try_acquire()? {
                 let lock = Arc::clone(&state.lock);
                 drop(state);
@@ -324,7 +338,7 @@ impl Inner {
                 continue;
             }
             let current = if check_paths {
-                state.lock.is_current(&self.lock_path)
+                state.lock.is_current(state.dir.dir())
             } else {
                 state.lock.is_linked()
             };
@@ -348,7 +362,7 @@ impl Inner {
                             self.lock_path.display()
                         )));
                     }
-                    state.lock = Arc::new(LockFile::open(&self.lock_path)?);
+                    state.lock = Arc::new(LockFile::open(state.dir.dir(), &self.lock_name)?);
                     outcome.lock_file_replaced = true;
                 }
                 Err(error) => {
@@ -406,13 +420,14 @@ impl Inner {
     /// other programs moving, deleting or replacing the file.
     fn follow_live_file(
         &self,
+        dir: &Dir,
         page: &Page,
         handle: &mut LogHandle,
         check_paths: bool,
         outcome: &mut Outcome,
     ) -> io::Result<()> {
-        if (check_paths || !page.live_is(handle.id())) && handle.is_stale(&self.path)? {
-            *handle = LogHandle::open(&self.path)?;
+        if (check_paths || !page.live_is(handle.id())) && handle.is_stale(dir, &self.name)? {
+            *handle = LogHandle::open(dir, &self.name)?;
         }
         if let Some(intent) = page.interrupted_write() {
             outcome.repaired_partial_write |= handle.repair(&intent)?;
@@ -426,6 +441,7 @@ impl Inner {
     /// recorded for the report.
     fn rotate(
         &self,
+        dir: &Dir,
         page: &Page,
         handle: &mut LogHandle,
         outcome: &mut Outcome,
@@ -434,21 +450,26 @@ impl Inner {
         // being renamed away: a holder that fails or dies half-way leaves the next one to
         // look the path up, instead of appending to (or rotating) the archive.
         page.forget_live();
-        match rotation::rotate(&self.path, handle.id(), self.settings.max_files) {
+        let log = LogName {
+            dir,
+            name: &self.name,
+            path: &self.path,
+        };
+        match rotation::rotate(log, handle.id(), self.settings.max_files) {
             Ok(Rotated::Yes) => {
                 self.counters.rotated();
-                *handle = LogHandle::open(&self.path)?;
+                *handle = LogHandle::open(dir, &self.name)?;
                 Ok(Rotation::Done)
             }
             Ok(Rotated::PathMoved) => {
-                *handle = LogHandle::open(&self.path)?;
+                *handle = LogHandle::open(dir, &self.name)?;
                 Ok(Rotation::Reopened)
             }
             Err(error) => {
                 outcome.rotation_errors += 1;
                 outcome.last_rotation_error = Some(error);
-                if handle.is_stale(&self.path)? {
-                    *handle = LogHandle::open(&self.path)?;
+                if handle.is_stale(dir, &self.name)? {
+                    *handle = LogHandle::open(dir, &self.name)?;
                 }
                 Ok(Rotation::Failed)
             }

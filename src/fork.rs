@@ -85,11 +85,10 @@ unsafe extern "C" fn prepare() {
                 std::mem::transmute::<MutexGuard<'_, State>, MutexGuard<'static, State>>(guard)
             };
             let inherited = guard.lock.raw_fd();
-            let (fresh, fresh_is_lock) =
-                match platform::open_fresh_description(&inner.lock_path, guard.lock.id()) {
-                    Some(fd) => (fd, true),
-                    None => (platform::open_placeholder(), false),
-                };
+            let (fresh, fresh_is_lock) = match guard.lock.fresh_description() {
+                Some(fd) => (fd, true),
+                None => (platform::open_placeholder(), false),
+            };
             Held {
                 guard: Some(guard),
                 inner,

@@ -1,12 +1,12 @@
 //! The process's handle on the live log file: opening it safely, noticing when the path
 //! no longer names it, and appending all of an append or nothing torn.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
 
 use crate::lock::WriteIntent;
-use crate::platform::{self, FileId};
+use crate::platform::{self, Access, Dir, FileId};
 
 /// An append-mode handle on the log file, remembering which file it opened.
 ///
@@ -33,16 +33,20 @@ pub(crate) struct FailedAppend {
 }
 
 impl LogHandle {
-    /// Opens `path` for appending, creating it (and its directory) if missing.
+    /// Opens `name` in `dir` for appending, creating it if missing.
     ///
-    /// A symbolic link at `path` is refused, never followed: `build()` resolved the path
-    /// once, and a link that appears later could point at any file. So is anything that
-    /// rotation must not move (a FIFO, a device) and a file with other hard links, which
-    /// would be written through to another file.
-    pub(crate) fn open(path: &Path) -> io::Result<Self> {
-        let mut options = OpenOptions::new();
-        options.append(true).create(true);
-        let file = open_creating_dirs(path, platform::never_follow(&mut options)).map_err(|e| {
+    /// A symbolic link at the name is refused, never followed: `build()` resolved the
+    /// path once, and a link that appears later could point at any file. So is anything
+    /// that rotation must not move (a FIFO, a device) and a file with other hard links,
+    /// which would be written through to another file.
+    pub(crate) fn open(dir: &Dir, name: &OsStr) -> io::Result<Self> {
+        let append = Access {
+            read: false,
+            write: true,
+            append: true,
+            create: true,
+        };
+        let file = dir.open_file(name, append, 0o666).map_err(|e| {
             if platform::is_symlink_refusal(&e) {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -79,14 +83,10 @@ impl LogHandle {
         self.id
     }
 
-    /// Whether `path` no longer names the file this handle points at. A missing path, or
-    /// a symbolic link now at the path, counts as stale.
-    pub(crate) fn is_stale(&self, path: &Path) -> io::Result<bool> {
-        match std::fs::symlink_metadata(path) {
-            Ok(metadata) => Ok(FileId::of(&metadata) != self.id),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-            Err(e) => Err(e),
-        }
+    /// Whether `name` in `dir` no longer names the file this handle points at. A missing
+    /// name, or a symbolic link now at the name, counts as stale.
+    pub(crate) fn is_stale(&self, dir: &Dir, name: &OsStr) -> io::Result<bool> {
+        Ok(dir.entry(name)?.is_none_or(|entry| entry.id != self.id))
     }
 
     /// The file's current size, from the kernel (one `lseek(2)`).
@@ -172,19 +172,5 @@ impl LogHandle {
             (&self.file).write_all(b"\n")?;
         }
         Ok(true)
-    }
-}
-
-/// Opens `path` with `options`, recreating its directory first if an operator removed it.
-pub(crate) fn open_creating_dirs(path: &Path, options: &OpenOptions) -> io::Result<File> {
-    let open = || platform::retry_interrupted(|| options.open(path));
-    match open() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            open()
-        }
-        result => result,
     }
 }

@@ -54,6 +54,7 @@ mod fork;
 mod handle;
 mod layer;
 mod lock;
+mod log_dir;
 mod non_blocking;
 mod panic_safe;
 mod platform;

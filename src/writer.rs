@@ -1,6 +1,7 @@
 //! [`SharedFile`]: the critical section every event goes through, and the writers that
 //! feed it.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use crate::event_writer::{EventSink, EventWriter};
 use crate::fork;
 use crate::handle::LogHandle;
 use crate::lock::LockFile;
+use crate::log_dir::LogDir;
 use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
 use crate::stats::{Counters, Stats};
 
@@ -64,6 +66,9 @@ pub struct SharedFile {
 pub(crate) struct Parts {
     pub(crate) path: PathBuf,
     pub(crate) lock_path: PathBuf,
+    pub(crate) name: OsString,
+    pub(crate) lock_name: OsString,
+    pub(crate) dir: LogDir,
     pub(crate) settings: Settings,
     pub(crate) lock: LockFile,
     pub(crate) handle: LogHandle,
@@ -95,8 +100,11 @@ impl SharedFile {
         let inner = Arc::new(Inner {
             path: parts.path,
             lock_path: parts.lock_path,
+            name: parts.name,
+            lock_name: parts.lock_name,
             settings: parts.settings,
             state: Mutex::new(State {
+                dir: parts.dir,
                 lock: Arc::new(parts.lock),
                 handle: parts.handle,
                 last_path_check: None,

@@ -9,14 +9,15 @@
 
 mod page;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::platform::{self, FileId, RawFd, SharedPage};
+use crate::platform::{self, Access, Dir, FileId, RawFd, SharedPage};
 
 pub(crate) use page::{Page, RecordedOptions, WriteIntent};
 
@@ -34,7 +35,9 @@ pub(crate) struct LockFile {
     page: Page,
     file: File,
     id: FileId,
-    path: PathBuf,
+    /// Where it is: for opening it again.
+    dir: Arc<Dir>,
+    name: OsString,
 }
 
 /// Why something at the lock path is not a lock file of ours; carried inside the
@@ -82,25 +85,35 @@ impl LockFile {
         PathBuf::from(name)
     }
 
-    /// Opens (creating it, and its directory, if missing) the lock file at `path`.
+    /// The lock file's name for a log file's name.
+    pub(crate) fn name_for(log_name: &OsStr) -> OsString {
+        let mut name = log_name.to_os_string();
+        name.push(".lock");
+        name
+    }
+
+    /// Opens (creating it if missing) the lock file `name` in `dir`.
     ///
     /// Something that is not one of our lock files is refused before a byte of it is
     /// written: a symbolic link, anything but a regular file, a file with other names
     /// (hard links), or a file that holds data without our header.
-    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+    pub(crate) fn open(dir: &Arc<Dir>, name: &OsStr) -> io::Result<Self> {
         // Write access is what mapping the page needs; flock itself needs none.
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true);
-        let file = crate::handle::open_creating_dirs(path, platform::never_follow(&mut options))
-            .map_err(|e| {
-                if platform::is_symlink_refusal(&e) {
-                    NotOurLockFile::error("is a symbolic link")
-                } else if e.kind() == io::ErrorKind::IsADirectory {
-                    NotOurLockFile::error("is a directory")
-                } else {
-                    e
-                }
-            })?;
+        let read_write = Access {
+            read: true,
+            write: true,
+            append: false,
+            create: true,
+        };
+        let file = dir.open_file(name, read_write, 0o666).map_err(|e| {
+            if platform::is_symlink_refusal(&e) {
+                NotOurLockFile::error("is a symbolic link")
+            } else if e.kind() == io::ErrorKind::IsADirectory {
+                NotOurLockFile::error("is a directory")
+            } else {
+                e
+            }
+        })?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
             return Err(NotOurLockFile::error(
@@ -140,21 +153,45 @@ impl LockFile {
         // lives, in forked children too: so the lock goes on a description of its own,
         // which a child can drop entirely (see `fork`).
         let id = FileId::of(&metadata);
-        let file = platform::open_same_file(path, id, true)?;
-        Ok(LockFile {
+        let lock = LockFile {
             page,
             file,
             id,
-            path: path.to_path_buf(),
-        })
+            dir: Arc::clone(dir),
+            name: name.to_os_string(),
+        };
+        let file = lock.open_again(true)?;
+        Ok(LockFile { file, ..lock })
+    }
+
+    /// Opens this lock file again, as a new open file description: writable, or
+    /// read-only, which is all a flock needs (so a process that dropped its privileges can
+    /// still take one if it may read).
+    fn open_again(&self, writable: bool) -> io::Result<File> {
+        let access = Access {
+            read: true,
+            write: writable,
+            append: false,
+            create: false,
+        };
+        let file = self.dir.open_file(&self.name, access, 0)?;
+        if FileId::of(&file.metadata()?) != self.id {
+            return Err(io::Error::other(
+                "the lock file was replaced while it was being opened",
+            ));
+        }
+        platform::make_blocking(&file)?;
+        Ok(file)
+    }
+
+    /// A fresh read-only description of this lock file, as a raw descriptor closed on
+    /// exec: for the fork prepare handler to give to the child.
+    pub(crate) fn fresh_description(&self) -> Option<RawFd> {
+        self.open_again(false).ok().map(platform::into_raw_fd)
     }
 
     pub(crate) fn page(&self) -> &Page {
         &self.page
-    }
-
-    pub(crate) fn id(&self) -> FileId {
-        self.id
     }
 
     /// The descriptor, for the fork handlers to give a child its own open file
@@ -214,19 +251,14 @@ impl LockFile {
         let _ = platform::retry_interrupted(|| self.file.unlock());
     }
 
-    /// Whether `path` still names this lock file, and the file is long enough to touch
-    /// its shared page. An operator may delete it (processes that reopen by name would
-    /// then lock a different file), replace it, or truncate it (touching the page would
-    /// then fault).
-    pub(crate) fn is_current(&self, path: &Path) -> io::Result<bool> {
-        match std::fs::symlink_metadata(path) {
-            Ok(metadata) if FileId::of(&metadata) == self.id => {
-                self.restore_length(metadata.len())?;
-                Ok(true)
-            }
-            Ok(_) => Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
+    /// Whether its name in `dir` (the log directory as it is now) still names this lock
+    /// file, and the file is long enough to touch its shared page. An operator may delete
+    /// it (processes that reopen by name would then lock a different file), replace it,
+    /// or truncate it (touching the page would then fault).
+    pub(crate) fn is_current(&self, dir: &Dir) -> io::Result<bool> {
+        match dir.entry(&self.name)? {
+            Some(entry) if entry.id == self.id => self.is_linked(),
+            _ => Ok(false),
         }
     }
 
@@ -249,8 +281,7 @@ impl LockFile {
             // A forked child locks through a read-only description: grow the file
             // through a writable one.
             Err(e) if platform::is_not_writable(&e) => {
-                let writable = platform::open_same_file(&self.path, self.id, true)?;
-                platform::allocate(&writable, SharedPage::LEN as u64)?;
+                platform::allocate(&self.open_again(true)?, SharedPage::LEN as u64)?;
             }
             result => result?,
         }

@@ -5,10 +5,11 @@
 
 mod numbered;
 
+use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 
-use crate::platform::FileId;
+use crate::platform::{Dir, FileId, Kind};
 
 /// Whether `incoming` bytes can be appended to a file of `current_len` bytes without
 /// taking it past `max_bytes`.
@@ -26,17 +27,23 @@ pub(crate) enum Rotated {
     PathMoved,
 }
 
-/// Rotates `log_path`, which the caller's handle knows as `live`, keeping at most
+/// The log file: its name in its directory, and its full path for messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogName<'a> {
+    pub(crate) dir: &'a Dir,
+    pub(crate) name: &'a OsStr,
+    pub(crate) path: &'a Path,
+}
+
+/// Rotates the log file, which the caller's handle knows as `live`, keeping at most
 /// `max_files` archives.
-pub(crate) fn rotate(log_path: &Path, live: FileId, max_files: usize) -> io::Result<Rotated> {
-    match std::fs::symlink_metadata(log_path) {
+pub(crate) fn rotate(log: LogName<'_>, live: FileId, max_files: usize) -> io::Result<Rotated> {
+    match log.dir.entry(log.name)? {
         // A symbolic link swapped in at the path is never renamed into an archive.
-        Ok(metadata) if metadata.is_file() && FileId::of(&metadata) == live => {}
-        Ok(_) => return Ok(Rotated::PathMoved),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Rotated::PathMoved),
-        Err(e) => return Err(e),
+        Some(entry) if entry.kind == Kind::File && entry.id == live => {}
+        _ => return Ok(Rotated::PathMoved),
     }
-    numbered::rotate(log_path, max_files)?;
+    numbered::rotate(log, max_files)?;
     Ok(Rotated::Yes)
 }
 

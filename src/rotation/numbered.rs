@@ -8,9 +8,12 @@
 //! process configured with more. It never deletes an archive while keeping an older one,
 //! and never renames onto a name in use.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
+
+use super::LogName;
+use crate::platform::Kind;
 
 /// The path of the `index`-th newest rotated file: `app.log` → `app.log.<index>`.
 pub(crate) fn archive_path(log_path: &Path, index: usize) -> PathBuf {
@@ -19,14 +22,21 @@ pub(crate) fn archive_path(log_path: &Path, index: usize) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The name of the `index`-th newest rotated file.
+fn archive_name(log_name: &OsStr, index: usize) -> OsString {
+    let mut name = log_name.to_os_string();
+    name.push(format!(".{index}"));
+    name
+}
+
 /// Renames the live file to `.1`, renumbering the archives it keeps to `.2`, `.3`, … in
 /// age order, and deleting (oldest first) the ones that would be beyond `max_files`.
 ///
 /// Anything at an archive name that is not a file or a link (a directory, say) is not
 /// ours to move or delete: if the rotation would need its name, it stops with an error
 /// before touching anything.
-pub(crate) fn rotate(log_path: &Path, max_files: usize) -> io::Result<()> {
-    let Archives { files, obstacles } = existing_archives(log_path)?;
+pub(crate) fn rotate(log: LogName<'_>, max_files: usize) -> io::Result<()> {
+    let Archives { files, obstacles } = existing_archives(log)?;
     let keep = files.len().min(max_files.saturating_sub(1));
     let (kept, beyond) = files.split_at(keep);
     let target = |position: usize| position + 2;
@@ -36,25 +46,32 @@ pub(crate) fn rotate(log_path: &Path, max_files: usize) -> io::Result<()> {
     {
         return Err(io::Error::other(format!(
             "`{}` is in the way of rotation and is not a regular file; remove or rename it",
-            archive_path(log_path, blocked).display()
+            archive_path(log.path, blocked).display()
         )));
     }
+    let rename = |from: usize, to: usize| {
+        log.dir
+            .rename(&archive_name(log.name, from), &archive_name(log.name, to))
+    };
     for &index in beyond.iter().rev() {
-        remove_if_exists(&archive_path(log_path, index))?;
+        match log.dir.remove(&archive_name(log.name, index)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
     // Moves down (into gaps) go youngest first and moves up oldest first, so that every
     // rename lands on a free name.
     for (position, &index) in kept.iter().enumerate() {
         if index > target(position) {
-            rename(log_path, index, target(position))?;
+            rename(index, target(position))?;
         }
     }
     for (position, &index) in kept.iter().enumerate().rev() {
         if index < target(position) {
-            rename(log_path, index, target(position))?;
+            rename(index, target(position))?;
         }
     }
-    std::fs::rename(log_path, archive_path(log_path, 1))
+    log.dir.rename(log.name, &archive_name(log.name, 1))
 }
 
 /// The archive numbers in use, ascending: `files` are files or links (ours to move),
@@ -64,33 +81,20 @@ struct Archives {
     obstacles: Vec<usize>,
 }
 
-fn existing_archives(log_path: &Path) -> io::Result<Archives> {
-    let (Some(dir), Some(name)) = (log_path.parent(), log_path.file_name()) else {
-        return Err(io::Error::other(
-            "the log path has no directory or file name",
-        ));
-    };
-    let mut prefix = name.as_encoded_bytes().to_vec();
+fn existing_archives(log: LogName<'_>) -> io::Result<Archives> {
+    let mut prefix = log.name.as_encoded_bytes().to_vec();
     prefix.push(b'.');
     let mut archives = Archives {
         files: Vec::new(),
         obstacles: Vec::new(),
     };
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let file_name = entry.file_name();
-        let Some(index) = file_name
-            .as_encoded_bytes()
-            .strip_prefix(prefix.as_slice())
-            .and_then(parse_index)
-        else {
+    for (name, kind) in log.dir.list(&prefix)? {
+        let Some(index) = parse_index(&name.as_encoded_bytes()[prefix.len()..]) else {
             continue;
         };
-        let file_type = entry.file_type()?;
-        if file_type.is_file() || file_type.is_symlink() {
-            archives.files.push(index);
-        } else {
-            archives.obstacles.push(index);
+        match kind {
+            Kind::File | Kind::Symlink => archives.files.push(index),
+            Kind::Directory | Kind::Other => archives.obstacles.push(index),
         }
     }
     archives.files.sort_unstable();
@@ -106,20 +110,23 @@ fn parse_index(digits: &[u8]) -> Option<usize> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-fn rename(log_path: &Path, from: usize, to: usize) -> io::Result<()> {
-    std::fs::rename(archive_path(log_path, from), archive_path(log_path, to))
-}
-
-fn remove_if_exists(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::Dir;
+
+    fn rotate_path(log: &Path, max_files: usize) -> io::Result<()> {
+        let dir = Dir::open(log.parent().unwrap()).unwrap();
+        let name = log.file_name().unwrap();
+        rotate(
+            LogName {
+                dir: &dir,
+                name,
+                path: log,
+            },
+            max_files,
+        )
+    }
 
     #[test]
     fn archive_names_append_the_index() {
@@ -140,7 +147,7 @@ mod tests {
         write(&archive_path(&log, 2), "two");
         write(&archive_path(&log, 3), "three");
 
-        rotate(&log, 3).unwrap();
+        rotate_path(&log, 3).unwrap();
 
         assert!(!log.exists());
         assert_eq!(read(&archive_path(&log, 1)), "live");
@@ -159,7 +166,7 @@ mod tests {
         std::fs::write(archive_path(&log, 1), "one").unwrap();
         std::fs::write(archive_path(&log, 3), "old").unwrap();
 
-        rotate(&log, 5).unwrap();
+        rotate_path(&log, 5).unwrap();
 
         assert_eq!(read(1), "live");
         assert_eq!(read(2), "one");
@@ -175,7 +182,7 @@ mod tests {
         std::fs::write(archive_path(&log, 1), "one").unwrap();
         std::fs::create_dir(archive_path(&log, 2)).unwrap();
 
-        let err = rotate(&log, 5).unwrap_err();
+        let err = rotate_path(&log, 5).unwrap_err();
 
         assert!(err.to_string().contains("app.log.2"), "{err}");
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "live");
@@ -194,7 +201,7 @@ mod tests {
         std::fs::write(&log, "live").unwrap();
         std::fs::write(archive_path(&log, 2), "two").unwrap();
 
-        rotate(&log, 5).unwrap();
+        rotate_path(&log, 5).unwrap();
 
         assert_eq!(read(1), "live");
         assert_eq!(read(2), "two");
@@ -231,7 +238,7 @@ mod tests {
         }
         for round in 0..4 {
             std::fs::write(&log, format!("live {round}")).unwrap();
-            rotate(&log, 2).unwrap();
+            rotate_path(&log, 2).unwrap();
         }
         for name in look_alikes {
             assert_eq!(
@@ -260,7 +267,7 @@ mod tests {
         }
         std::fs::write(&log, "live").unwrap();
 
-        rotate(&log, 4).unwrap();
+        rotate_path(&log, 4).unwrap();
 
         let read = |index| std::fs::read_to_string(archive_path(&log, index)).unwrap();
         assert_eq!(

@@ -1,11 +1,13 @@
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::AsRawFd;
 pub(crate) use std::os::fd::RawFd;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+mod dir;
+pub(crate) use dir::{Access, Dir, Kind};
 
 /// What makes a file the same file: its device and inode, not its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,17 +30,15 @@ pub(crate) fn raw_fd(file: &File) -> RawFd {
     file.as_raw_fd()
 }
 
+/// Gives up ownership of `file`'s descriptor, leaving it open.
+pub(crate) fn into_raw_fd(file: File) -> RawFd {
+    file.into_raw_fd()
+}
+
 /// How many names a file has. More than one means another file shares its data: writing
 /// to it would write to that file too.
 pub(crate) fn hard_links(metadata: &Metadata) -> u64 {
     metadata.nlink()
-}
-
-/// Flags for every open after the path was resolved: never follow a symbolic link at the
-/// last component (a link swapped in later could point anywhere), and never block on a
-/// FIFO waiting for a reader.
-pub(crate) fn never_follow(options: &mut OpenOptions) -> &mut OpenOptions {
-    options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
 }
 
 /// Whether an open failed because the last component is a symbolic link (what
@@ -217,30 +217,6 @@ pub(crate) fn register_fork_handlers(
     } else {
         Err(io::Error::from_raw_os_error(rc))
     }
-}
-
-/// Opens a fresh open file description of the file at `path`, writable or read-only
-/// (all a flock needs, so a process that dropped its privileges can still take one if it
-/// may read), without following a symbolic link; an error if `path` no longer names
-/// `expected`.
-pub(crate) fn open_same_file(path: &Path, expected: FileId, writable: bool) -> io::Result<File> {
-    let file = retry_interrupted(|| {
-        never_follow(OpenOptions::new().read(true).write(writable)).open(path)
-    })?;
-    if FileId::of(&file.metadata()?) != expected {
-        return Err(io::Error::other(format!(
-            "`{}` was replaced while it was being opened",
-            path.display()
-        )));
-    }
-    make_blocking(&file)?;
-    Ok(file)
-}
-
-/// [`open_same_file`] as a raw descriptor (closed on exec), for the fork prepare handler.
-pub(crate) fn open_fresh_description(path: &Path, expected: FileId) -> Option<RawFd> {
-    let file = open_same_file(path, expected, false).ok()?;
-    Some(std::os::fd::IntoRawFd::into_raw_fd(file))
 }
 
 /// Whether an error says the descriptor was not open for writing.

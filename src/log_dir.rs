@@ -1,0 +1,81 @@
+//! The directory that holds the log, its lock file and its archives, held open.
+//!
+//! Every file is opened, renamed and deleted through the directory's descriptor, so a
+//! symbolic link swapped in for the directory after `build()` redirects nothing. The
+//! directory is looked up by its path again when that path stops naming it (an operator
+//! removed, recreated or moved it): never through a symbolic link at its last component.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::platform::{Dir, FileId};
+
+#[derive(Debug)]
+pub(crate) struct LogDir {
+    /// The directory's real path, as `build()` resolved it.
+    path: PathBuf,
+    dir: Arc<Dir>,
+}
+
+impl LogDir {
+    /// Opens the directory at `path` (a resolved path, without symbolic links), creating
+    /// it first if it is missing.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        Ok(LogDir {
+            path: path.to_path_buf(),
+            dir: Arc::new(open_creating(path)?),
+        })
+    }
+
+    pub(crate) fn dir(&self) -> &Arc<Dir> {
+        &self.dir
+    }
+
+    /// Makes sure the held directory is the one at the path, opening (or creating) the
+    /// one there now if not; returns whether it changed. A symbolic link, or anything but
+    /// a directory, at the path is an error: writes fail until a directory is back.
+    pub(crate) fn follow(&mut self) -> io::Result<bool> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(metadata)
+                if metadata.is_dir()
+                    && FileId::of(&metadata) == self.dir.id()
+                    && !self.dir.is_deleted()? =>
+            {
+                Ok(false)
+            }
+            Ok(metadata) if metadata.file_type().is_symlink() => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the log directory `{}` is now a symbolic link; refusing to follow it",
+                    self.path.display()
+                ),
+            )),
+            Ok(metadata) if !metadata.is_dir() => Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!(
+                    "the log directory `{}` is not a directory",
+                    self.path.display()
+                ),
+            )),
+            Ok(_) => self.reopen(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.reopen(),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn reopen(&mut self) -> io::Result<bool> {
+        self.dir = Arc::new(open_creating(&self.path)?);
+        Ok(true)
+    }
+}
+
+fn open_creating(path: &Path) -> io::Result<Dir> {
+    match Dir::open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path)?;
+            Dir::open(path)
+        }
+        result => result,
+    }
+}

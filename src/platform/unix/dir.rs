@@ -1,0 +1,265 @@
+//! [`Dir`]: the log's directory, held open, so that every name is looked up in it.
+//!
+//! `O_NOFOLLOW` protects the last component of a path only. Opening, renaming and deleting
+//! through a directory descriptor (`openat`, `renameat`, `unlinkat`) also keeps a
+//! symbolic link swapped in for the directory itself from redirecting any of them.
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+use super::{FileId, retry_interrupted};
+
+/// What sits at a name in a directory, not following a symbolic link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) id: FileId,
+    pub(crate) kind: Kind,
+}
+
+/// The kinds of directory entry that matter here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Symlink,
+    Directory,
+    /// A FIFO, socket or device.
+    Other,
+}
+
+/// How to open a file in a [`Dir`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Access {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+    pub(crate) append: bool,
+    /// Create the file if it is missing.
+    pub(crate) create: bool,
+}
+
+/// A directory held open for reading its entries and as the base of every lookup.
+#[derive(Debug)]
+pub(crate) struct Dir {
+    file: File,
+    id: FileId,
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a file name holds a NUL byte"))
+}
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn kind_of(mode: libc::mode_t) -> Kind {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => Kind::File,
+        libc::S_IFLNK => Kind::Symlink,
+        libc::S_IFDIR => Kind::Directory,
+        _ => Kind::Other,
+    }
+}
+
+impl Dir {
+    /// Opens the directory at `path`, following symbolic links on the way (the caller
+    /// resolved the path when it was given) except at its last component.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        let path = c_name(path.as_os_str())?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        // SAFETY: a NUL-terminated path; the descriptor is owned by the `File`.
+        let fd = retry_interrupted(|| check(unsafe { libc::open(path.as_ptr(), flags) }))?;
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let file = unsafe { File::from_raw_fd(fd) };
+        let id = FileId::of(&file.metadata()?);
+        Ok(Dir { file, id })
+    }
+
+    pub(crate) fn id(&self) -> FileId {
+        self.id
+    }
+
+    /// Whether the directory was deleted (it keeps no name: nothing can be created in it).
+    pub(crate) fn is_deleted(&self) -> io::Result<bool> {
+        Ok(super::links_and_len(&self.file)?.links == 0)
+    }
+
+    /// Opens `name` in this directory, never through a symbolic link, never blocking on a
+    /// FIFO, closed on exec; created with `mode` (less the umask) when `access.create`.
+    pub(crate) fn open_file(&self, name: &OsStr, access: Access, mode: u32) -> io::Result<File> {
+        let name = c_name(name)?;
+        let mut flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        flags |= match (access.read, access.write || access.append) {
+            (true, true) => libc::O_RDWR,
+            (false, true) => libc::O_WRONLY,
+            _ => libc::O_RDONLY,
+        };
+        if access.append {
+            flags |= libc::O_APPEND;
+        }
+        if access.create {
+            flags |= libc::O_CREAT;
+        }
+        // SAFETY: a NUL-terminated name relative to a directory descriptor we own.
+        let fd = retry_interrupted(|| {
+            check(unsafe {
+                libc::openat(
+                    self.file.as_raw_fd(),
+                    name.as_ptr(),
+                    flags,
+                    mode as libc::c_uint,
+                )
+            })
+        })?;
+        // SAFETY: a fresh descriptor that nothing else owns.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// What sits at `name`, without following a symbolic link; `None` if nothing does.
+    pub(crate) fn entry(&self, name: &OsStr) -> io::Result<Option<Entry>> {
+        let name = c_name(name)?;
+        // SAFETY: `fstatat` writes only into the zeroed struct we own.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated name and a valid pointer.
+        let rc = unsafe {
+            libc::fstatat(
+                self.file.as_raw_fd(),
+                name.as_ptr(),
+                &mut stat,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if rc != 0 {
+            let error = io::Error::last_os_error();
+            return match error.kind() {
+                io::ErrorKind::NotFound => Ok(None),
+                _ => Err(error),
+            };
+        }
+        Ok(Some(Entry {
+            id: FileId {
+                dev: stat.st_dev as u64,
+                ino: stat.st_ino as u64,
+            },
+            kind: kind_of(stat.st_mode),
+        }))
+    }
+
+    /// Renames `from` to `to` within this directory (replacing what `to` names).
+    pub(crate) fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let (from, to) = (c_name(from)?, c_name(to)?);
+        let fd = self.file.as_raw_fd();
+        // SAFETY: NUL-terminated names relative to a directory descriptor we own.
+        check(unsafe { libc::renameat(fd, from.as_ptr(), fd, to.as_ptr()) }).map(drop)
+    }
+
+    /// Deletes the name `name` (a file or a link, never what a link points to).
+    pub(crate) fn remove(&self, name: &OsStr) -> io::Result<()> {
+        let name = c_name(name)?;
+        // SAFETY: a NUL-terminated name relative to a directory descriptor we own.
+        check(unsafe { libc::unlinkat(self.file.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+    }
+
+    /// The names in this directory that start with `prefix`, with what sits at each.
+    pub(crate) fn list(&self, prefix: &[u8]) -> io::Result<Vec<(OsString, Kind)>> {
+        // The stream takes its own descriptor, positioned at the start.
+        let dot = c_name(OsStr::new("."))?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        // SAFETY: "." relative to a directory descriptor we own.
+        let fd = retry_interrupted(|| {
+            check(unsafe { libc::openat(self.file.as_raw_fd(), dot.as_ptr(), flags) })
+        })?;
+        // SAFETY: a fresh directory descriptor, owned by the stream from here on.
+        let stream = unsafe { libc::fdopendir(fd) };
+        if stream.is_null() {
+            let error = io::Error::last_os_error();
+            super::close(fd);
+            return Err(error);
+        }
+        struct Stream(*mut libc::DIR);
+        impl Drop for Stream {
+            fn drop(&mut self) {
+                // SAFETY: a stream from `fdopendir`, closed once.
+                unsafe { libc::closedir(self.0) };
+            }
+        }
+        let stream = Stream(stream);
+        let mut names = Vec::new();
+        loop {
+            // `readdir` reports an error only through errno, so clear it first.
+            set_errno(0);
+            // SAFETY: a live stream; the entry is read before the next call.
+            let entry = unsafe { libc::readdir(stream.0) };
+            if entry.is_null() {
+                let error = io::Error::last_os_error();
+                if error.raw_os_error().is_some_and(|code| code != 0) {
+                    return Err(error);
+                }
+                return Ok(names);
+            }
+            // SAFETY: `d_name` is NUL-terminated within the entry.
+            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let name = OsString::from_vec(name.to_vec());
+            // SAFETY: a valid entry.
+            let kind = match unsafe { (*entry).d_type } {
+                libc::DT_REG => Kind::File,
+                libc::DT_LNK => Kind::Symlink,
+                libc::DT_DIR => Kind::Directory,
+                // Some file systems do not say: ask.
+                libc::DT_UNKNOWN => match self.entry(&name)? {
+                    Some(entry) => entry.kind,
+                    None => continue,
+                },
+                _ => Kind::Other,
+            };
+            names.push((name, kind));
+        }
+    }
+}
+
+/// Sets the calling thread's `errno`, where the platform says how; elsewhere the end of a
+/// directory stream and an error reading it look alike, and both end the listing.
+fn set_errno(value: libc::c_int) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: the calling thread's errno.
+    unsafe {
+        *libc::__errno_location() = value;
+    }
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "dragonfly"
+    ))]
+    // SAFETY: the calling thread's errno.
+    unsafe {
+        *libc::__error() = value;
+    }
+    #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+    // SAFETY: the calling thread's errno.
+    unsafe {
+        *libc::__errno() = value;
+    }
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    )))]
+    let _ = value;
+}
