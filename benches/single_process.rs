@@ -127,8 +127,7 @@ fn floors(c: &mut Criterion) {
         });
     }
 
-    // With a zero path check interval the size comes from the kernel on every write, so
-    // that programs appending under the lock count towards rotation (see the README).
+    // With a zero path check interval every write also looks the paths up.
     for (name, interval) in [
         ("shared_file_io_write", DEFAULT_PATH_CHECK_INTERVAL),
         ("shared_file_io_write_checking_every_write", Duration::ZERO),

@@ -109,18 +109,17 @@ impl Builder {
         self
     }
 
-    /// How often each process asks the kernel (`stat(2)`) whether the log path and the lock
-    /// path still name the files it has open. Default: [`DEFAULT_PATH_CHECK_INTERVAL`]
-    /// (10 ms).
+    /// How often each process asks the kernel (`stat(2)`) whether the log directory, the log
+    /// path and the lock path still name the files it has open. Default:
+    /// [`DEFAULT_PATH_CHECK_INTERVAL`] (10 ms).
     ///
     /// Rotations by other processes using this library are noticed before the next write
     /// whatever this is: the rotator records the new live file in the lock file's shared
     /// page. This check is for other programs that move, delete or replace the files
     /// (logrotate, an operator): until it runs, a process keeps appending to the file it
-    /// has open. It is also when bytes that another program appended while holding the
-    /// lock start to count towards `max_bytes`. [`Duration::ZERO`] checks before every
-    /// write, at the cost of two more system calls per write, path lookups (about half the
-    /// throughput of the default, in the single-process benchmark).
+    /// has open. [`Duration::ZERO`] checks before every write, at the cost of four more
+    /// system calls per write, two of them path lookups (well under half the throughput of
+    /// the default, in the single-process benchmark).
     ///
     /// # Examples
     ///

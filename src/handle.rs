@@ -40,22 +40,18 @@ impl LogHandle {
     /// that rotation must not move (a FIFO, a device) and a file with other hard links,
     /// which would be written through to another file.
     pub(crate) fn open(dir: &Dir, name: &OsStr) -> io::Result<Self> {
-        let append = Access {
-            read: false,
-            write: true,
-            append: true,
-            create: true,
-        };
-        let file = dir.open_file(name, append, 0o666).map_err(|e| {
-            if platform::is_symlink_refusal(&e) {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "the log path is now a symbolic link; refusing to follow it",
-                )
-            } else {
-                e
-            }
-        })?;
+        let file = dir
+            .open_file(name, Access::APPEND_CREATE, 0o666)
+            .map_err(|e| {
+                if platform::is_symlink_refusal(&e) {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "the log path is now a symbolic link; refusing to follow it",
+                    )
+                } else {
+                    e
+                }
+            })?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
             return Err(io::Error::new(

@@ -8,12 +8,13 @@
 //! - under that lock, the writer learns from a record in the lock file's shared page
 //!   whether another process rotated (and reopens), and every `path_check_interval` checks
 //!   by device and inode whether another program moved or deleted the file;
-//! - the size that decides rotation is known under the lock, from the record every lock
-//!   holder keeps current in that page, and confirmed with the kernel before a file is
-//!   rotated, so exactly one process rotates, and no file exceeds `max_bytes` unless it
-//!   holds one event that is larger on its own (or a rotation failed, which is reported);
+//! - the size that decides rotation is taken from the kernel under the lock, so exactly
+//!   one process rotates, and no file exceeds `max_bytes` unless it holds one event that
+//!   is larger on its own (or a rotation failed, which is reported);
 //! - what a killed process left half-written, or a failed write left behind, is cut off
-//!   by the next lock holder, measured from the kernel's length, never from the record.
+//!   by the next lock holder, back to the length the kernel reported before that append;
+//! - files are opened, renamed and deleted through the log directory's descriptor, never
+//!   through a symbolic link that appeared after `build()`.
 //!
 //! # Examples
 //!

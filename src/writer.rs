@@ -24,9 +24,8 @@ use crate::stats::{Counters, Stats};
 ///
 /// Each event is written whole while this process holds both an in-process mutex and an
 /// exclusive `flock` on the side file `<path>.lock`. Under the lock the writer checks that
-/// its handle still names the live file (another process may have rotated it), learns its
-/// size from the record peers keep in the lock file's shared page, rotates if the event
-/// would not fit (after confirming the size with the kernel), and appends.
+/// its handle still names the live file (another process may have rotated it), asks the
+/// kernel for its size, rotates if the event would not fit, and appends.
 ///
 /// `SharedFile` is cheap to clone: clones share one handle, one lock and one set of
 /// [`Stats`].

@@ -99,21 +99,17 @@ impl LockFile {
     /// (hard links), or a file that holds data without our header.
     pub(crate) fn open(dir: &Arc<Dir>, name: &OsStr) -> io::Result<Self> {
         // Write access is what mapping the page needs; flock itself needs none.
-        let read_write = Access {
-            read: true,
-            write: true,
-            append: false,
-            create: true,
-        };
-        let file = dir.open_file(name, read_write, 0o666).map_err(|e| {
-            if platform::is_symlink_refusal(&e) {
-                NotOurLockFile::error("is a symbolic link")
-            } else if e.kind() == io::ErrorKind::IsADirectory {
-                NotOurLockFile::error("is a directory")
-            } else {
-                e
-            }
-        })?;
+        let file = dir
+            .open_file(name, Access::READ_WRITE_CREATE, 0o666)
+            .map_err(|e| {
+                if platform::is_symlink_refusal(&e) {
+                    NotOurLockFile::error("is a symbolic link")
+                } else if e.kind() == io::ErrorKind::IsADirectory {
+                    NotOurLockFile::error("is a directory")
+                } else {
+                    e
+                }
+            })?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
             return Err(NotOurLockFile::error(
@@ -168,13 +164,9 @@ impl LockFile {
     /// read-only, which is all a flock needs (so a process that dropped its privileges can
     /// still take one if it may read).
     fn open_again(&self, writable: bool) -> io::Result<File> {
-        let access = Access {
-            read: true,
-            write: writable,
-            append: false,
-            create: false,
-        };
-        let file = self.dir.open_file(&self.name, access, 0)?;
+        let file = self
+            .dir
+            .open_file(&self.name, Access::existing(writable), 0)?;
         if FileId::of(&file.metadata()?) != self.id {
             return Err(io::Error::other(
                 "the lock file was replaced while it was being opened",

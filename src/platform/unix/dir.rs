@@ -40,6 +40,33 @@ pub(crate) struct Access {
     pub(crate) create: bool,
 }
 
+impl Access {
+    /// Appending to a log file, created if missing.
+    pub(crate) const APPEND_CREATE: Access = Access {
+        read: false,
+        write: true,
+        append: true,
+        create: true,
+    };
+    /// Reading and writing a lock file, created if missing.
+    pub(crate) const READ_WRITE_CREATE: Access = Access {
+        read: true,
+        write: true,
+        append: false,
+        create: true,
+    };
+
+    /// An existing file, read-only or read-write.
+    pub(crate) fn existing(writable: bool) -> Access {
+        Access {
+            read: true,
+            write: writable,
+            append: false,
+            create: false,
+        }
+    }
+}
+
 /// A directory held open for reading its entries and as the base of every lookup.
 #[derive(Debug)]
 pub(crate) struct Dir {
