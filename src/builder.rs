@@ -54,6 +54,7 @@ pub(crate) struct Settings {
     pub(crate) max_files: usize,
     pub(crate) path_check_interval: Duration,
     pub(crate) lock_timeout: Option<Duration>,
+    pub(crate) file_mode: Option<u32>,
 }
 
 impl Builder {
@@ -65,6 +66,7 @@ impl Builder {
                 max_files: DEFAULT_MAX_FILES,
                 path_check_interval: DEFAULT_PATH_CHECK_INTERVAL,
                 lock_timeout: None,
+                file_mode: None,
             },
             on_error: None,
         }
@@ -160,6 +162,38 @@ impl Builder {
         self
     }
 
+    /// The permission bits of every file this crate creates: the log file (and so its
+    /// archives, which are renamed log files) and the lock file. Default: none, the
+    /// process's umask applied to `0o666`.
+    ///
+    /// The bits are exact whatever the umask, and no process ever sees a file with other
+    /// bits: each file is created under a temporary name, given its mode, then renamed
+    /// into place. They apply at creation only, like logrotate's `create`: a file that
+    /// already exists keeps its mode. New files belong to the creating process's user, and
+    /// to its group (or the directory's, in a directory with the set-group-ID bit).
+    ///
+    /// Processes of different users that share one log, such as workers that drop
+    /// privileges after `fork`, need a group that all of them are in, this mode with read
+    /// and write for the group (`0o660`), and a directory that the group may write and
+    /// search (`2770` with that group, say): rotation renames and creates files in it. In a
+    /// directory with the sticky bit (`/tmp`), only a file's owner may rename it, so only
+    /// the process that created the live file could rotate it.
+    ///
+    /// Must include read and write for the owner, and no bits beyond `0o777`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tracing_shared_file::SharedFile;
+    ///
+    /// let shared_with_the_group = SharedFile::builder("logs/app.log").file_mode(0o660);
+    /// ```
+    #[must_use]
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.settings.file_mode = Some(mode);
+        self
+    }
+
     /// Calls `hook` with every I/O failure on the write path, instead of the default:
     /// a line on stderr, at most once every 10 seconds (with a count of the ones
     /// suppressed in between). Every failure is also counted in
@@ -226,6 +260,12 @@ impl Builder {
         if settings.max_files == 0 {
             return Err(Error::config(ErrorKind::ZeroMaxFiles, &path));
         }
+        if settings
+            .file_mode
+            .is_some_and(|mode| mode & 0o600 != 0o600 || mode & !0o777 != 0)
+        {
+            return Err(Error::config(ErrorKind::InvalidFileMode, &path));
+        }
         // Absolute, so that a later change of working directory cannot split the processes.
         let path = std::path::absolute(&path)
             .and_then(|absolute| resolve_symlinks(&absolute))
@@ -246,7 +286,7 @@ impl Builder {
             .map_err(|e| Error::io(ErrorKind::CreateDirectory, parent, e))?;
         let lock_path = LockFile::path_for(&path);
         let lock_name = LockFile::name_for(&name);
-        let lock = LockFile::open(dir.dir(), &lock_name).map_err(|e| {
+        let lock = LockFile::open(dir.dir(), &lock_name, settings.file_mode).map_err(|e| {
             let kind = if NotOurLockFile::is(&e) {
                 ErrorKind::ForeignLockFile
             } else {
@@ -254,7 +294,7 @@ impl Builder {
             };
             Error::io(kind, &lock_path, e)
         })?;
-        let handle = LogHandle::open(dir.dir(), &name)
+        let handle = LogHandle::open(dir.dir(), &name, settings.file_mode)
             .map_err(|e| Error::io(ErrorKind::OpenLogFile, &path, e))?;
         Ok(SharedFile::from_parts(Parts {
             path,

@@ -305,7 +305,7 @@ impl Inner {
                 waited.release();
             }
             if self.lock_inherited.load(Relaxed) {
-                let reopened = LockFile::open(state.dir.dir(), &self.lock_name)?;
+                let reopened = self.open_lock(state.dir.dir())?;
                 let inherited = std::mem::replace(&mut state.lock, Arc::new(reopened));
                 if self.lock_fd_closed.swap(false, Relaxed) {
                     // Its descriptor is closed already; leak the rest rather than close a
@@ -362,7 +362,9 @@ impl Inner {
                             self.lock_path.display()
                         )));
                     }
-                    state.lock = Arc::new(LockFile::open(state.dir.dir(), &self.lock_name)?);
+                    // Deleted with its directory, perhaps: look the directory up first.
+                    state.dir.follow()?;
+                    state.lock = Arc::new(self.open_lock(state.dir.dir())?);
                     outcome.lock_file_replaced = true;
                 }
                 Err(error) => {
@@ -427,7 +429,7 @@ impl Inner {
         outcome: &mut Outcome,
     ) -> io::Result<()> {
         if (check_paths || !page.live_is(handle.id())) && handle.is_stale(dir, &self.name)? {
-            *handle = LogHandle::open(dir, &self.name)?;
+            *handle = self.open_log(dir)?;
         }
         if let Some(intent) = page.interrupted_write() {
             outcome.repaired_partial_write |= handle.repair(&intent)?;
@@ -458,22 +460,34 @@ impl Inner {
         match rotation::rotate(log, handle.id(), self.settings.max_files) {
             Ok(Rotated::Yes) => {
                 self.counters.rotated();
-                *handle = LogHandle::open(dir, &self.name)?;
+                *handle = self.open_log(dir)?;
                 Ok(Rotation::Done)
             }
             Ok(Rotated::PathMoved) => {
-                *handle = LogHandle::open(dir, &self.name)?;
+                *handle = self.open_log(dir)?;
                 Ok(Rotation::Reopened)
             }
             Err(error) => {
                 outcome.rotation_errors += 1;
                 outcome.last_rotation_error = Some(error);
                 if handle.is_stale(dir, &self.name)? {
-                    *handle = LogHandle::open(dir, &self.name)?;
+                    *handle = self.open_log(dir)?;
                 }
                 Ok(Rotation::Failed)
             }
         }
+    }
+
+    /// Opens the lock file in `dir`; an error names it, and says what would fix it.
+    fn open_lock(&self, dir: &Arc<Dir>) -> io::Result<LockFile> {
+        LockFile::open(dir, &self.lock_name, self.settings.file_mode)
+            .map_err(|e| naming("lock", &self.lock_path, e))
+    }
+
+    /// Opens the log file in `dir`; an error names it, and says what would fix it.
+    fn open_log(&self, dir: &Dir) -> io::Result<LogHandle> {
+        LogHandle::open(dir, &self.name, self.settings.file_mode)
+            .map_err(|e| naming("log", &self.path, e))
     }
 
     fn report(&self, outcome: &Outcome) {
@@ -520,4 +534,12 @@ impl Inner {
             None => self.write_reports.report(format_args!("{failure}")),
         }
     }
+}
+
+/// `error`, saying which file (`what`: "lock" or "log") it concerns.
+fn naming(what: &str, path: &std::path::Path, error: io::Error) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("cannot open {what} file `{}`: {error}", path.display()),
+    )
 }

@@ -44,6 +44,8 @@ pub enum ErrorKind {
     ZeroMaxBytes,
     /// `max_files` was 0: rotation would have nowhere to keep the old file.
     ZeroMaxFiles,
+    /// `file_mode` lacks read or write for the owner, or has bits beyond `0o777`.
+    InvalidFileMode,
     /// The path has no file name (for example `""`, `/` or `logs/..`).
     NoFileName,
     /// The path names a directory, not a file.
@@ -65,6 +67,9 @@ impl ErrorKind {
         match self {
             ErrorKind::ZeroMaxBytes => "max_bytes must be greater than 0 for log file",
             ErrorKind::ZeroMaxFiles => "max_files must be greater than 0 for log file",
+            ErrorKind::InvalidFileMode => {
+                "file_mode must give the owner read and write, and no bits beyond 0o777, for log file"
+            }
             ErrorKind::NoFileName => "log path has no file name",
             ErrorKind::IsDirectory => "log path is a directory, not a file",
             ErrorKind::CreateDirectory => "cannot create the directory for log file",

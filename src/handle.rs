@@ -33,25 +33,25 @@ pub(crate) struct FailedAppend {
 }
 
 impl LogHandle {
-    /// Opens `name` in `dir` for appending, creating it if missing.
+    /// Opens `name` in `dir` for appending, creating it if missing (with exactly the
+    /// permission bits `mode` if given).
     ///
     /// A symbolic link at the name is refused, never followed: `build()` resolved the
     /// path once, and a link that appears later could point at any file. So is anything
     /// that rotation must not move (a FIFO, a device) and a file with other hard links,
     /// which would be written through to another file.
-    pub(crate) fn open(dir: &Dir, name: &OsStr) -> io::Result<Self> {
-        let file = dir
-            .open_file(name, Access::APPEND_CREATE, 0o666)
-            .map_err(|e| {
-                if platform::is_symlink_refusal(&e) {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "the log path is now a symbolic link; refusing to follow it",
-                    )
-                } else {
-                    e
-                }
-            })?;
+    pub(crate) fn open(dir: &Dir, name: &OsStr, mode: Option<u32>) -> io::Result<Self> {
+        let opened = dir.open_or_create(name, Access::APPEND_CREATE, mode);
+        let file = opened.map_err(|e| {
+            if platform::is_symlink_refusal(&e) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the log path is now a symbolic link; refusing to follow it",
+                )
+            } else {
+                crate::log_dir::explain_access(dir, name, e)
+            }
+        })?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
             return Err(io::Error::new(

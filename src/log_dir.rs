@@ -5,6 +5,7 @@
 //! directory is looked up by its path again when that path stops naming it (an operator
 //! removed, recreated or moved it): never through a symbolic link at its last component.
 
+use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -78,4 +79,23 @@ fn open_creating(path: &Path) -> io::Result<Dir> {
         }
         result => result,
     }
+}
+
+/// Adds to a permission error on `name` in `dir` whose it is and what would fix it.
+pub(crate) fn explain_access(dir: &Dir, name: &OsStr, error: io::Error) -> io::Error {
+    if error.kind() != io::ErrorKind::PermissionDenied {
+        return error;
+    }
+    let hint = match dir.entry(name) {
+        Ok(Some(entry)) => format!(
+            "it belongs to uid {} and gid {} with mode {:04o}: give every process that \
+             shares the log a group with read and write access (`file_mode`, for example \
+             0o660, sets the mode of the files this crate creates), or change its mode",
+            entry.uid, entry.gid, entry.mode
+        ),
+        _ => "this process may not create files in the log directory: make the directory \
+              writable by a group every process that shares the log belongs to"
+            .to_string(),
+    };
+    io::Error::new(error.kind(), format!("{error}; {hint}"))
 }

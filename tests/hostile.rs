@@ -735,7 +735,7 @@ fn a_removed_log_directory_is_recreated_and_writers_go_on() {
         let lock_path = logs.join("app.log.lock").display().to_string();
         let lock_notices = reports
             .iter()
-            .filter(|r| r.contains("lock file") && r.contains(&lock_path))
+            .filter(|r| r.contains("was deleted or replaced") && r.contains(&lock_path))
             .count();
         let write_failures = reports
             .iter()

@@ -92,24 +92,24 @@ impl LockFile {
         name
     }
 
-    /// Opens (creating it if missing) the lock file `name` in `dir`.
+    /// Opens (creating it if missing, with exactly the permission bits `mode` if given)
+    /// the lock file `name` in `dir`.
     ///
     /// Something that is not one of our lock files is refused before a byte of it is
     /// written: a symbolic link, anything but a regular file, a file with other names
     /// (hard links), or a file that holds data without our header.
-    pub(crate) fn open(dir: &Arc<Dir>, name: &OsStr) -> io::Result<Self> {
+    pub(crate) fn open(dir: &Arc<Dir>, name: &OsStr, mode: Option<u32>) -> io::Result<Self> {
         // Write access is what mapping the page needs; flock itself needs none.
-        let file = dir
-            .open_file(name, Access::READ_WRITE_CREATE, 0o666)
-            .map_err(|e| {
-                if platform::is_symlink_refusal(&e) {
-                    NotOurLockFile::error("is a symbolic link")
-                } else if e.kind() == io::ErrorKind::IsADirectory {
-                    NotOurLockFile::error("is a directory")
-                } else {
-                    e
-                }
-            })?;
+        let opened = dir.open_or_create(name, Access::READ_WRITE_CREATE, mode);
+        let file = opened.map_err(|e| {
+            if platform::is_symlink_refusal(&e) {
+                NotOurLockFile::error("is a symbolic link")
+            } else if e.kind() == io::ErrorKind::IsADirectory {
+                NotOurLockFile::error("is a directory")
+            } else {
+                crate::log_dir::explain_access(dir, name, e)
+            }
+        })?;
         let metadata = file.metadata()?;
         if !metadata.is_file() {
             return Err(NotOurLockFile::error(

@@ -43,8 +43,25 @@ pub(crate) fn rotate(log: LogName<'_>, live: FileId, max_files: usize) -> io::Re
         Some(entry) if entry.kind == Kind::File && entry.id == live => {}
         _ => return Ok(Rotated::PathMoved),
     }
-    numbered::rotate(log, max_files)?;
+    numbered::rotate(log, max_files).map_err(|e| explain(log, e))?;
     Ok(Rotated::Yes)
+}
+
+/// Adds to a permission error what rotation needs of the directory.
+fn explain(log: LogName<'_>, error: io::Error) -> io::Error {
+    if error.kind() != io::ErrorKind::PermissionDenied {
+        return error;
+    }
+    let dir = log.path.parent().unwrap_or(log.path);
+    io::Error::new(
+        error.kind(),
+        format!(
+            "{error}; every process that rotates must be able to write and search `{}` \
+             (a group they share, mode 2770 say); with the sticky bit set there, only a \
+             file's owner may rename it",
+            dir.display()
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -18,6 +18,10 @@ use super::{FileId, retry_interrupted};
 pub(crate) struct Entry {
     pub(crate) id: FileId,
     pub(crate) kind: Kind,
+    /// Owner, group and permission bits, for messages about access.
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mode: u32,
 }
 
 /// The kinds of directory entry that matter here.
@@ -38,6 +42,8 @@ pub(crate) struct Access {
     pub(crate) append: bool,
     /// Create the file if it is missing.
     pub(crate) create: bool,
+    /// Fail if the file exists (with `create`).
+    pub(crate) exclusive: bool,
 }
 
 impl Access {
@@ -47,6 +53,7 @@ impl Access {
         write: true,
         append: true,
         create: true,
+        exclusive: false,
     };
     /// Reading and writing a lock file, created if missing.
     pub(crate) const READ_WRITE_CREATE: Access = Access {
@@ -54,6 +61,7 @@ impl Access {
         write: true,
         append: false,
         create: true,
+        exclusive: false,
     };
 
     /// An existing file, read-only or read-write.
@@ -63,6 +71,7 @@ impl Access {
             write: writable,
             append: false,
             create: false,
+            exclusive: false,
         }
     }
 }
@@ -72,6 +81,17 @@ impl Access {
 pub(crate) struct Dir {
     file: File,
     id: FileId,
+}
+
+/// A name in the same directory, hidden and never taken by two processes or threads: the
+/// dot keeps it out of every archive pattern.
+fn temporary_name(name: &OsStr) -> OsString {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut temporary = OsString::from(".");
+    temporary.push(name);
+    temporary.push(format!(".{}.{count}.tmp", super::pid()));
+    temporary
 }
 
 fn c_name(name: &OsStr) -> io::Result<CString> {
@@ -135,6 +155,9 @@ impl Dir {
         if access.create {
             flags |= libc::O_CREAT;
         }
+        if access.exclusive {
+            flags |= libc::O_EXCL;
+        }
         // SAFETY: a NUL-terminated name relative to a directory descriptor we own.
         let fd = retry_interrupted(|| {
             check(unsafe {
@@ -148,6 +171,102 @@ impl Dir {
         })?;
         // SAFETY: a fresh descriptor that nothing else owns.
         Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Opens `name` with `access`, creating it if missing: with the process's umask
+    /// applied to 0o666 when `mode` is `None`, or with exactly `mode` (see
+    /// [`Dir::create_exact`]).
+    pub(crate) fn open_or_create(
+        &self,
+        name: &OsStr,
+        access: Access,
+        mode: Option<u32>,
+    ) -> io::Result<File> {
+        let Some(mode) = mode else {
+            return self.open_file(name, access, 0o666);
+        };
+        let existing = Access {
+            create: false,
+            ..access
+        };
+        // Another process may create it between the two steps, or delete it: a few turns.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.open_file(name, existing, 0) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                result => return result,
+            }
+            match self.create_exact(name, access, mode) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => {}
+                result => return result,
+            }
+        }
+    }
+
+    /// Creates `name` with exactly the permission bits `mode`, whatever the umask, and
+    /// opens it with `access`; `AlreadyExists` if the name is taken.
+    ///
+    /// No process ever sees the name with other bits: the file is made under a temporary
+    /// name, given its mode (`fchmod`), then renamed into place without replacing
+    /// anything.
+    pub(crate) fn create_exact(&self, name: &OsStr, access: Access, mode: u32) -> io::Result<File> {
+        let temporary = temporary_name(name);
+        let new = Access {
+            create: true,
+            exclusive: true,
+            ..access
+        };
+        let file = self.open_file(&temporary, new, mode)?;
+        let placed = std::os::unix::fs::PermissionsExt::from_mode(mode);
+        let placed = file
+            .set_permissions(placed)
+            .and_then(|()| self.rename_exclusive(&temporary, name));
+        if let Err(error) = placed {
+            let _ = self.remove(&temporary);
+            return Err(error);
+        }
+        Ok(file)
+    }
+
+    /// Renames `from` to `to`, failing with `AlreadyExists` rather than replace `to`.
+    fn rename_exclusive(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let (c_from, c_to) = (c_name(from)?, c_name(to)?);
+        let fd = self.file.as_raw_fd();
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            // SAFETY: NUL-terminated names relative to a directory descriptor we own.
+            let rc = unsafe {
+                libc::renameat2(
+                    fd,
+                    c_from.as_ptr(),
+                    fd,
+                    c_to.as_ptr(),
+                    libc::RENAME_NOREPLACE as libc::c_uint,
+                )
+            };
+            match check(rc) {
+                // A file system that cannot do it: link, then unlink.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {}
+                result => return result.map(drop),
+            }
+        }
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        {
+            // SAFETY: as above.
+            let rc = unsafe {
+                libc::renameatx_np(fd, c_from.as_ptr(), fd, c_to.as_ptr(), libc::RENAME_EXCL)
+            };
+            match check(rc) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {}
+                result => return result.map(drop),
+            }
+        }
+        // Elsewhere the file has two names for a moment, which a process opening it then
+        // takes for a file that is also another one, and refuses.
+        // SAFETY: as above.
+        check(unsafe { libc::linkat(fd, c_from.as_ptr(), fd, c_to.as_ptr(), 0) })?;
+        self.remove(from)
     }
 
     /// What sits at `name`, without following a symbolic link; `None` if nothing does.
@@ -177,6 +296,9 @@ impl Dir {
                 ino: stat.st_ino as u64,
             },
             kind: kind_of(stat.st_mode),
+            uid: stat.st_uid as u32,
+            gid: stat.st_gid as u32,
+            mode: stat.st_mode as u32 & 0o7777,
         }))
     }
 
