@@ -6,8 +6,8 @@ use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::builder::Settings;
 use crate::handle::LogHandle;
@@ -15,11 +15,11 @@ use crate::lock::{LockFile, LockGuard, Page, RecordedOptions, WriteIntent};
 use crate::log_dir::LogDir;
 use crate::platform::Dir;
 use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
+
+mod entering;
 use crate::rotation::{self, LogName, Rotated};
 use crate::stats::Counters;
-
-/// How often in a row the lock file may be found replaced before giving up on an event.
-const LOCK_ATTEMPTS: usize = 8;
+use entering::Entered;
 
 /// How long a process that must take the lock again to go on with a long write (one
 /// that rotates more than once) stands back when others are waiting, so that one of
@@ -112,14 +112,6 @@ struct Held {
     written: usize,
     /// Whether others were waiting for the lock when it let go.
     others_waiting: bool,
-}
-
-/// Both locks, held: the state behind the mutex, and whether this hold must compare the
-/// paths with the open files.
-struct Entered<'a> {
-    state: MutexGuard<'a, State>,
-    check_paths: bool,
-    now: Duration,
 }
 
 impl Inner {
@@ -284,134 +276,6 @@ impl Inner {
             written: first,
             others_waiting: first < ends.len() && page.has_waiters(),
         })
-    }
-
-    /// Takes this process's mutex, then the flock, following a lock file that was
-    /// deleted or replaced. The flock is waited for with the mutex released, so that
-    /// a fork, and this process's other threads, never wait behind another process.
-    fn enter(&self, outcome: &mut Outcome) -> io::Result<Entered<'_>> {
-        // The clock is read only when something has to wait: an uncontended write takes
-        // both locks at the first try and reads no clock.
-        let mut wait_started = None;
-        let mut waited_on: Option<Arc<LockFile>> = None;
-        let mut replaced = 0;
-        loop {
-            let mut state = self.lock_state(&mut wait_started);
-            if let Some(waited) = waited_on.take()
-                && !Arc::ptr_eq(&waited, &state.lock)
-            {
-                // Another thread replaced the lock file while this one waited on the old
-                // one, which nobody will use now: let it go.
-                waited.release();
-            }
-            if self.lock_inherited.load(Relaxed) {
-                let reopened = self.open_lock(state.dir.dir())?;
-                let inherited = std::mem::replace(&mut state.lock, Arc::new(reopened));
-                if self.lock_fd_closed.swap(false, Relaxed) {
-                    // Its descriptor is closed already; leak the rest rather than close a
-                    // number that may be reused.
-                    std::mem::forget(inherited);
-                }
-                self.lock_inherited.store(false, Relaxed);
-                state.last_path_check = None;
-            }
-            let now = crate::platform::coarse_now();
-            let check_paths = state
-                .last_path_check
-                .is_none_or(|last| now.saturating_sub(last) >= self.settings.path_check_interval);
-            if check_paths {
-                // The lock file and the log are looked up in the directory at the path now.
-                state.dir.follow()?;
-            }
-            if !state.lock.try_acquire()? {
-                let lock = Arc::clone(&state.lock);
-                drop(state);
-                let started = *wait_started.get_or_insert_with(Instant::now);
-                // A bound too far off to represent is no bound.
-                let deadline = self
-                    .settings
-                    .lock_timeout
-                    .and_then(|timeout| started.checked_add(timeout));
-                lock.wait(deadline)
-                    .map_err(|e| self.wait_failed(e, &lock))?;
-                waited_on = Some(lock);
-                continue;
-            }
-            let current = if check_paths {
-                state.lock.is_current(state.dir.dir())
-            } else {
-                state.lock.is_linked()
-            };
-            match current {
-                Ok(true) => {
-                    if let Some(started) = wait_started {
-                        self.counters.waited(started.elapsed());
-                    }
-                    return Ok(Entered {
-                        state,
-                        check_paths,
-                        now,
-                    });
-                }
-                Ok(false) => {
-                    state.lock.release();
-                    replaced += 1;
-                    if replaced == LOCK_ATTEMPTS {
-                        return Err(io::Error::other(format!(
-                            "lock file `{}` was replaced {LOCK_ATTEMPTS} times in a row",
-                            self.lock_path.display()
-                        )));
-                    }
-                    // Deleted with its directory, perhaps: look the directory up first.
-                    state.dir.follow()?;
-                    state.lock = Arc::new(self.open_lock(state.dir.dir())?);
-                    outcome.lock_file_replaced = true;
-                }
-                Err(error) => {
-                    state.lock.release();
-                    return Err(error);
-                }
-            }
-        }
-    }
-
-    fn lock_state(&self, wait_started: &mut Option<Instant>) -> MutexGuard<'_, State> {
-        // A thread that panicked while holding the mutex left no half-done work behind
-        // (every step is an independent syscall, and an interrupted append is repaired
-        // through the write intent), so poisoning is safe to ignore.
-        match self.state.try_lock() {
-            Ok(state) => state,
-            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                wait_started.get_or_insert_with(Instant::now);
-                self.state.lock().unwrap_or_else(PoisonError::into_inner)
-            }
-        }
-    }
-
-    /// The error for a wait for the flock that ended without it, naming the holder.
-    fn wait_failed(&self, error: io::Error, lock: &LockFile) -> io::Error {
-        if error.kind() != io::ErrorKind::TimedOut {
-            return error;
-        }
-        // Several processes may have held it in turn: name the one holding it now.
-        let holder = match lock.page().holder() {
-            Some(pid) if crate::platform::is_alive(pid) => format!("held by pid {pid}"),
-            Some(pid) => format!(
-                "held by a process that did not record its pid (pid {pid}, the last that did, has exited)"
-            ),
-            None => {
-                "held by a process that did not record its pid (not tracing-shared-file?)".into()
-            }
-        };
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "lock file `{}` was not free within the lock_timeout of {:?}; it is {holder}",
-                self.lock_path.display(),
-                self.settings.lock_timeout.unwrap_or_default()
-            ),
-        )
     }
 
     /// Points `handle` at the live file, and repairs what a killed holder left in it.
