@@ -6,6 +6,13 @@
 //! `..` never climbs above it, so nothing is created outside; the only paths outside are
 //! shapes without a file name, which are rejected before anything is created.
 //!
+//! Some cases also set a `lock_timeout` (0, 1 ms, 1 s, or `Duration::MAX`, a bound too
+//! far off to add to the clock, which means none), and some of those meet the lock held
+//! through another open file description at their first write: a bound of 0 or 1 ms must
+//! then time out, and `Duration::MAX` must wait until the lock is let go, never time out.
+//! These choices come from a stream of their own, so the other options of every case are
+//! what they were without them.
+//!
 //! Deterministic: the seed is fixed (override with `TSF_FUZZ_SEED`, and the number of
 //! cases with `TSF_FUZZ_CASES`) and printed with every failure.
 
@@ -14,12 +21,17 @@ use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tracing_shared_file::{ErrorKind, SharedFile};
 
 const DEFAULT_SEED: u64 = 0x7473_665F_6675_7A7A; // "tsf_fuzz"
 const DEFAULT_CASES: u64 = 3000;
+/// Mixed into the seed for the stream that picks the lock options.
+const LOCK_STREAM: u64 = 0x6C6F_636B_5F77_6169; // "lock_wai"
+/// How long the lock is held against a write with a bound of 1 s or more.
+const BRIEF_HOLD: Duration = Duration::from_millis(2);
 
 /// splitmix64: tiny, deterministic, and good enough to pick test inputs.
 struct Rng(u64);
@@ -101,6 +113,9 @@ struct Case {
     setup: Setup,
     writes: u64,
     hook: bool,
+    lock_timeout: Option<Duration>,
+    /// Whether the first write meets the lock held by another open file description.
+    contended: bool,
 }
 
 /// Shapes outside the temp dir: each names no file (or ends in a separator), so the
@@ -278,7 +293,89 @@ fn random_case(rng: &mut Rng, index: u64, scratch: &Path) -> Case {
         // Mostly a hook, so that thousands of expected failures do not flood stderr; the
         // default stderr report is exercised too.
         hook: !rng.one_in(16),
+        lock_timeout: None,
+        contended: false,
     }
+}
+
+/// Picks the case's `lock_timeout` (none most of the time) and whether its first write
+/// meets a held lock.
+fn random_lock_wait(rng: &mut Rng, case: &mut Case) {
+    case.lock_timeout = rng.one_in(3).then(|| {
+        *rng.pick(&[
+            Duration::ZERO,
+            Duration::from_millis(1),
+            Duration::from_secs(1),
+            Duration::MAX,
+        ])
+    });
+    // Only with a hook: the timeouts this causes are expected, and not for stderr.
+    case.contended = case.lock_timeout.is_some() && case.hook && rng.one_in(2);
+}
+
+/// Contended first writes that timed out under a short bound, and that waited under
+/// `Duration::MAX`: the generator must produce both.
+static TIMED_OUT: AtomicU64 = AtomicU64::new(0);
+static WAITED_WITHOUT_BOUND: AtomicU64 = AtomicU64::new(0);
+
+/// The flock on a case's lock file, taken through an open file description of its own,
+/// as another process would, and let go by a helper thread: the library's write cannot
+/// take it until then.
+struct HeldLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+/// How long the lock is held at most against a short bound, which the write must give up
+/// at long before: a write that ignored its bound fails the case instead of hanging.
+const HOLD_LIMIT: Duration = Duration::from_secs(10);
+
+impl HeldLock {
+    /// Takes the lock of `log` for a write bounded by `timeout`: until the write returns
+    /// if the bound is short, else for `BRIEF_HOLD`. `None` if the lock file cannot be
+    /// opened or locked here (then the case runs uncontended).
+    fn take(log: &Path, timeout: Duration) -> Option<Self> {
+        let lock = std::fs::File::open(with_suffix(log, ".lock")).ok()?;
+        lock.try_lock().ok()?;
+        let hold = if timeout < BRIEF_HOLD {
+            HOLD_LIMIT
+        } else {
+            BRIEF_HOLD
+        };
+        let (release, released) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _ = released.recv_timeout(hold);
+            drop(lock);
+        });
+        Some(HeldLock { release, holder })
+    }
+
+    /// Lets go now, if the helper has not already.
+    fn release(self) {
+        let _ = self.release.send(());
+        self.holder.join().unwrap();
+    }
+}
+
+/// What a write that met a held lock must have done under `timeout`.
+fn check_contended_write(timeout: Duration, result: &std::io::Result<()>) -> Result<(), String> {
+    let timed_out = matches!(result, Err(e) if e.kind() == std::io::ErrorKind::TimedOut);
+    if timeout < BRIEF_HOLD {
+        if !timed_out {
+            return Err(format!(
+                "with lock_timeout({timeout:?}) and the lock held, the write returned {result:?}"
+            ));
+        }
+        TIMED_OUT.fetch_add(1, Ordering::Relaxed);
+    } else if timeout == Duration::MAX {
+        if timed_out {
+            return Err(format!(
+                "lock_timeout(Duration::MAX) means no bound, but the write timed out: {result:?}"
+            ));
+        }
+        WAITED_WITHOUT_BOUND.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -366,6 +463,9 @@ fn run_case(case: &Case) -> Result<String, String> {
     if let Some(interval) = case.path_check_interval {
         builder = builder.path_check_interval(interval);
     }
+    if let Some(timeout) = case.lock_timeout {
+        builder = builder.lock_timeout(timeout);
+    }
     if case.hook {
         builder = builder.on_error(|failure| {
             // Touch everything the hook is given.
@@ -414,7 +514,16 @@ fn run_case(case: &Case) -> Result<String, String> {
             let mut last = Vec::new();
             for i in 0..case.writes {
                 last = format!("fuzz case {} line {i}\n", case.index).into_bytes();
-                match (&log).write_all(&last) {
+                let contention = case
+                    .lock_timeout
+                    .filter(|_| case.contended && i == 0)
+                    .and_then(|timeout| Some((timeout, HeldLock::take(log.path(), timeout)?)));
+                let result = (&log).write_all(&last);
+                if let Some((timeout, held)) = contention {
+                    held.release();
+                    check_contended_write(timeout, &result)?;
+                }
+                match result {
                     Ok(()) => written += 1,
                     Err(error) => {
                         failed += 1;
@@ -514,12 +623,14 @@ fn random_options_and_paths_build_or_fail_cleanly() {
     let cases = env_number("TSF_FUZZ_CASES", DEFAULT_CASES);
     let scratch = tempfile::tempdir().unwrap();
     let mut rng = Rng(seed);
+    let mut lock_rng = Rng(seed ^ LOCK_STREAM);
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut outcomes = std::collections::BTreeMap::<String, u64>::new();
 
     for index in 0..cases {
-        let case = random_case(&mut rng, index, scratch.path());
+        let mut case = random_case(&mut rng, index, scratch.path());
+        random_lock_wait(&mut lock_rng, &mut case);
         match catch_unwind(AssertUnwindSafe(|| run_case(&case))) {
             Ok(Ok(outcome)) => {
                 let key = outcome.split(',').next().unwrap_or_default().to_string();
@@ -575,4 +686,13 @@ fn random_options_and_paths_build_or_fail_cleanly() {
             "no case ended in {kind}: {outcomes:?}"
         );
     }
+    let (timed_out, waited) = (
+        TIMED_OUT.load(Ordering::Relaxed),
+        WAITED_WITHOUT_BOUND.load(Ordering::Relaxed),
+    );
+    assert!(
+        timed_out > 0 && waited > 0,
+        "contended first writes: {timed_out} timed out under a short bound, {waited} waited \
+         under Duration::MAX; the generator must produce both"
+    );
 }

@@ -12,6 +12,7 @@ mod common;
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -635,4 +636,151 @@ fn fork_does_not_wait_for_a_lock_that_another_process_holds() {
 #[test]
 fn spawning_with_pre_exec_does_not_wait_for_a_lock_that_another_process_holds() {
     run_fork_while_waiting("pre_exec");
+}
+
+// ---------------------------------------------------------------------------------------
+// Review: an unrepresentable bound, and a dead holder named as the holder.
+
+/// Waits for a write started by `write_in_background` to be still waiting after `wait`;
+/// fails if it returned, or if its thread panicked.
+#[track_caller]
+fn assert_still_waiting(write: &mpsc::Receiver<(io::Result<()>, Duration)>, wait: Duration) {
+    match write.recv_timeout(wait) {
+        Err(RecvTimeoutError::Timeout) => {}
+        Err(RecvTimeoutError::Disconnected) => panic!("the writing thread panicked"),
+        Ok((result, took)) => panic!(
+            "the write returned {result:?} after {took:?} although another process held the lock"
+        ),
+    }
+}
+
+/// `lock_timeout(Duration::MAX)` is a bound too far off to add to the clock: it means no
+/// bound. A write waits while another process holds the lock, and completes once it lets
+/// go, instead of panicking while it works out the deadline.
+#[test]
+fn with_lock_timeout_duration_max_a_write_waits_until_the_holder_lets_go() {
+    const LINE: &[u8] = b"waited for the lock with lock_timeout(Duration::MAX)\n";
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (log, failures) = build_recording(dir, Some(Duration::MAX));
+    let mut holder = Running::foreign_holder(dir, DEADLINE);
+
+    let write = write_in_background(&log, LINE);
+    assert_still_waiting(&write, Duration::from_millis(200));
+    std::fs::write(dir.join("release"), b"").unwrap();
+    holder.wait_success();
+    let (result, _) = write
+        .recv_timeout(GENEROUS)
+        .expect("the write was still waiting after the holder let go");
+    result.unwrap();
+
+    assert_eq!(std::fs::read(dir.join("app.log")).unwrap(), LINE);
+    assert_eq!(counts(log.stats()), (1, 0, 0));
+    assert_eq!(*failures.lock().unwrap(), []);
+}
+
+/// The same through a non-blocking writer: its background thread waits for the lock
+/// (it used to panic there, losing every queued event), then writes every event.
+#[test]
+fn with_lock_timeout_duration_max_a_non_blocking_writer_waits_and_writes_everything() {
+    const EVENTS: u64 = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (log, failures) = build_recording(dir, Some(Duration::MAX));
+    let mut holder = Running::foreign_holder(dir, DEADLINE);
+
+    let (mut writer, guard) = log.non_blocking();
+    let events: Vec<String> = (0..EVENTS)
+        .map(|seq| format!("queued event {seq}\n"))
+        .collect();
+    for event in &events {
+        writer.write_all(event.as_bytes()).unwrap();
+    }
+    // The background thread is waiting for the lock: nothing written, nothing dropped.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(counts(log.stats()), (0, 0, 0));
+    std::fs::write(dir.join("release"), b"").unwrap();
+    holder.wait_success();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(guard);
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(GENEROUS)
+        .expect("dropping the WorkerGuard was still blocked after the holder let go");
+
+    assert_eq!(
+        std::fs::read_to_string(dir.join("app.log")).unwrap(),
+        events.concat(),
+        "every queued event, once the holder let go (a background thread that panicked \
+         loses them)"
+    );
+    assert_eq!(counts(log.stats()), (EVENTS, 0, 0));
+    assert_eq!(*failures.lock().unwrap(), []);
+}
+
+/// Kills a looping writer with SIGKILL while its append is under way (the file is partly
+/// written), so that it dies holding the lock with its pid recorded. A kill that lands
+/// between two appends (the timing is the kernel's) is tried again with a new writer, in
+/// a fresh directory under `root`. Returns that directory and the dead writer's pid,
+/// reaped.
+fn kill_a_writer_inside_an_append(root: &Path) -> (PathBuf, libc::pid_t) {
+    for attempt in 0..20 {
+        let dir = root.join(format!("attempt{attempt}"));
+        std::fs::create_dir(&dir).unwrap();
+        let log_len = || std::fs::metadata(dir.join("app.log")).map_or(0, |m| m.len());
+        let inside_an_append = || (1..BIG_EVENT as u64).contains(&log_len());
+        let mut looper = Running::spawn(
+            &dir,
+            "looping writer",
+            "looping_writer_entry",
+            (LOOPER_ENV, dir.display().to_string()),
+        );
+        looper.wait_for_file(&dir.join("looping"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !inside_an_append() {
+            assert!(Instant::now() < deadline, "the writer never appended");
+            std::hint::spin_loop();
+        }
+        let pid = looper.pid();
+        signal(pid, libc::SIGKILL);
+        let status = looper.child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+        // Dead, its append stopped where it was: the file is still partly written.
+        if inside_an_append() {
+            return (dir, pid);
+        }
+    }
+    panic!("never killed the looping writer inside an append");
+}
+
+/// A `SharedFile` writer killed mid-append leaves its pid recorded as the holder's; the
+/// kernel frees its flock, and a plain `flock` holder (not one of ours, recording no pid)
+/// takes the lock. The report of a bounded write that times out must say the holder did
+/// not record its pid, and name the dead writer only as having exited, never as holding
+/// the lock.
+#[test]
+fn a_timeout_after_a_writer_was_killed_mid_append_does_not_name_the_dead_pid_as_holder() {
+    const LINE: &[u8] = b"dropped: a foreign process holds the lock\n";
+    let root = tempfile::tempdir().unwrap();
+    let (dir, dead) = kill_a_writer_inside_an_append(root.path());
+    let dir = dir.as_path();
+    let _holder = Running::foreign_holder(dir, DEADLINE);
+
+    let (log, failures) = build_recording(dir, Some(LOCK_TIMEOUT));
+    let outcome = write_in_background(&log, LINE).recv_timeout(GENEROUS);
+    let failure = assert_timed_out(outcome, &log, &failures, 0);
+    let message = &failure.message;
+    assert!(
+        !message.contains(&format!("held by pid {dead}")),
+        "the report names pid {dead}, which is dead, as the holder: {message:?}"
+    );
+    assert!(
+        message.contains("did not record its pid"),
+        "the report must say the holder did not record its pid: {message:?}"
+    );
+    assert!(
+        message.contains("has exited"),
+        "the report must say that pid {dead} has exited: {message:?}"
+    );
 }

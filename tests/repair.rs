@@ -13,6 +13,10 @@
 //! either kills the writer with SIGXFSZ (a partial append for the next writer, another
 //! process, to repair) or, with SIGXFSZ ignored, fails the write with EFBIG (a short
 //! write to cut back).
+//!
+//! An event of many lines cut short by a kill goes whole, even the lines of it that
+//! reached the file complete: the repair cuts back to the length that the write intent
+//! recorded before the append.
 
 mod common;
 
@@ -45,6 +49,12 @@ const PARTIAL_LEN: u64 = 1000;
 const BATCH_LINES: usize = 40;
 /// The limit ends inside this line of the batch.
 const BATCH_CUT_LINE: usize = 10;
+/// The lines of the multi-line event (a pretty-printed `Debug`, a backtrace) that the
+/// writer is killed in the middle of; all the same length, so the cut point is known.
+const EVENT_LINES: usize = 100;
+/// The limit ends inside (or, at a line end, just after) this line of the multi-line
+/// event.
+const EVENT_CUT_LINE: usize = 40;
 /// How long a child may take before the test calls it hung.
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -60,6 +70,12 @@ enum Scenario {
     /// Ignores SIGXFSZ while its non-blocking writer appends a batch of many lines: the
     /// write that reaches the limit fails with EFBIG part of the way through a line.
     ShortWriteInBatch,
+    /// Dies of SIGXFSZ part-way through one event of many lines, written with a single
+    /// `write_all`, the limit falling inside a line.
+    KilledInMultilineEvent,
+    /// The same, the limit falling just after a line's newline: what is left of the
+    /// event ends like whole lines, and must go all the same.
+    KilledInMultilineEventAtLineEnd,
 }
 
 impl Scenario {
@@ -69,6 +85,8 @@ impl Scenario {
             Scenario::ShortWrite => "short-write",
             Scenario::KilledInBatch => "killed-in-batch",
             Scenario::ShortWriteInBatch => "short-write-in-batch",
+            Scenario::KilledInMultilineEvent => "killed-in-multiline-event",
+            Scenario::KilledInMultilineEventAtLineEnd => "killed-in-multiline-event-at-line-end",
         }
     }
 
@@ -78,6 +96,8 @@ impl Scenario {
             Scenario::ShortWrite,
             Scenario::KilledInBatch,
             Scenario::ShortWriteInBatch,
+            Scenario::KilledInMultilineEvent,
+            Scenario::KilledInMultilineEventAtLineEnd,
         ]
         .into_iter()
         .find(|scenario| scenario.name() == name)
@@ -87,6 +107,29 @@ impl Scenario {
 
 fn batch_line(index: usize) -> String {
     format!("batch line {index:03}\n")
+}
+
+fn event_line(index: usize) -> String {
+    format!("  part {index:03} of one event {}\n", "y".repeat(200))
+}
+
+/// One event of `EVENT_LINES` lines.
+fn multiline_event() -> Vec<u8> {
+    (0..EVENT_LINES)
+        .map(event_line)
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// How many bytes of the multi-line event the limit lets through in `scenario`.
+fn multiline_partial_len(scenario: Scenario) -> u64 {
+    let line_len = event_line(0).len() as u64;
+    let whole_lines = EVENT_CUT_LINE as u64 * line_len;
+    match scenario {
+        Scenario::KilledInMultilineEvent => whole_lines + line_len / 2,
+        Scenario::KilledInMultilineEventAtLineEnd => whole_lines,
+        other => panic!("{other:?} writes no multi-line event"),
+    }
 }
 
 fn big_event() -> Vec<u8> {
@@ -173,6 +216,14 @@ fn writer_entry() {
             set_file_size_limit(libc::RLIM_INFINITY);
             (&log).write_all(LINE_3.as_bytes()).unwrap();
             fs::write(dir.join("result"), describe(&log.stats())).unwrap();
+        }
+        Scenario::KilledInMultilineEvent | Scenario::KilledInMultilineEventAtLineEnd => {
+            no_core_dumps();
+            set_file_size_limit(whole + multiline_partial_len(scenario));
+            // One event, one `write_all`: the kernel takes it up to the limit, then the
+            // next `write(2)` of the rest raises SIGXFSZ.
+            let _ = (&log).write_all(&multiline_event());
+            panic!("SIGXFSZ should have killed the writer");
         }
     }
 }
@@ -490,4 +541,43 @@ fn a_batch_cut_short_by_a_full_file_keeps_and_counts_its_whole_lines() {
         fs::read_to_string(&log).unwrap(),
         format!("{}{batch}{LINE_3}", whole_before(true))
     );
+}
+
+/// A writer killed part-way through one event of many lines leaves whole-looking lines
+/// of it: the next writer must cut off the whole unfinished event, those lines too, and
+/// nothing that was whole before it.
+fn killed_in_a_multiline_event_is_repaired_whole(scenario: Scenario, foreign: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer, status) = run_writer(dir.path(), scenario, foreign);
+    assert_killed_by_sigxfsz(status, &writer);
+    let whole = whole_before(foreign);
+    assert_eq!(
+        file_len(&log),
+        whole.len() as u64 + multiline_partial_len(scenario),
+        "the killed writer should have stopped at the file size limit"
+    );
+
+    write_next_line(&log);
+
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        format!("{whole}{NEXT_LINE}"),
+        "the repair must cut off every line of the unfinished event and nothing that was \
+         whole"
+    );
+}
+
+#[test]
+fn the_repair_of_a_writer_killed_in_a_multiline_event_cuts_off_all_of_it() {
+    killed_in_a_multiline_event_is_repaired_whole(Scenario::KilledInMultilineEvent, false);
+}
+
+#[test]
+fn the_repair_of_a_writer_killed_in_a_multiline_event_keeps_a_line_another_program_appended() {
+    killed_in_a_multiline_event_is_repaired_whole(Scenario::KilledInMultilineEvent, true);
+}
+
+#[test]
+fn the_repair_of_a_writer_killed_at_a_line_end_inside_a_multiline_event_cuts_off_all_of_it() {
+    killed_in_a_multiline_event_is_repaired_whole(Scenario::KilledInMultilineEventAtLineEnd, true);
 }
