@@ -23,6 +23,17 @@ pub(super) struct Entered<'a> {
     pub(super) now: Duration,
 }
 
+/// A lock won by waiting outside the mutex, released when dropped unless taken over.
+struct Won(Option<Arc<LockFile>>);
+
+impl Drop for Won {
+    fn drop(&mut self) {
+        if let Some(lock) = self.0.take() {
+            lock.release();
+        }
+    }
+}
+
 impl Inner {
     /// Takes this process's mutex, then the flock, following a lock file that was
     /// deleted or replaced. The flock is waited for with the mutex released, so that
@@ -35,12 +46,16 @@ impl Inner {
         let mut replaced = 0;
         loop {
             let mut state = self.lock_state(&mut wait_started);
-            if let Some(waited) = waited_on.take()
-                && !Arc::ptr_eq(&waited, &state.lock)
-            {
-                // Another thread replaced the lock file while this one waited on the old
-                // one, which nobody will use now: let it go.
-                waited.release();
+            // A lock this thread won by waiting is held by the whole process: it must be
+            // let go on every way out of here but into the critical section, or nobody
+            // would ever let it go; and only while this thread holds the mutex, or it
+            // would let go of the lock under another thread's critical section. Declared
+            // after `state`, it is dropped first on every return.
+            let mut won = Won(waited_on.take());
+            // Another thread replaced the lock file while this one waited on the old one,
+            // which nobody will use now.
+            if let Some(old) = won.0.take_if(|lock| !Arc::ptr_eq(lock, &state.lock)) {
+                old.release();
             }
             if self.lock_inherited.load(Relaxed) {
                 let reopened = self.open_lock(state.dir.dir())?;
@@ -62,6 +77,10 @@ impl Inner {
                 state.dir.follow()?;
             }
             if !state.lock.try_acquire()? {
+                // Another process holds it, so this description does not: letting it go is
+                // a no-op, but only while the mutex still keeps this process's other
+                // threads out of the critical section.
+                drop(won);
                 let lock = Arc::clone(&state.lock);
                 drop(state);
                 let started = *wait_started.get_or_insert_with(Instant::now);
@@ -85,6 +104,8 @@ impl Inner {
                     if let Some(started) = wait_started {
                         self.counters.waited(started.elapsed());
                     }
+                    // The critical section releases it from here on.
+                    won.0 = None;
                     return Ok(Entered {
                         state,
                         check_paths,
