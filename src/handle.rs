@@ -114,10 +114,7 @@ impl LogHandle {
                 }
                 Err(error) => error,
             };
-            let events_kept = event_ends.partition_point(|&end| end - base <= written);
-            let bytes_kept = events_kept
-                .checked_sub(1)
-                .map_or(0, |last| event_ends[last] - base);
+            let (events_kept, bytes_kept) = whole_events(event_ends, base, written);
             return Err(self.cut_back(error, written, events_kept, bytes_kept));
         }
         Ok(())
@@ -168,5 +165,95 @@ impl LogHandle {
             (&self.file).write_all(b"\n")?;
         }
         Ok(true)
+    }
+}
+
+/// How many of the events ending at `event_ends` (offsets from `base`) lie whole in the
+/// first `written` bytes, and how many bytes they take.
+fn whole_events(event_ends: &[usize], base: usize, written: usize) -> (usize, usize) {
+    let events = event_ends.partition_point(|&end| end - base <= written);
+    let bytes = events
+        .checked_sub(1)
+        .map_or(0, |last| event_ends[last] - base);
+    (events, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> (Dir, LogHandle) {
+        let directory = Dir::open(dir.path()).unwrap();
+        let handle = LogHandle::open(&directory, OsStr::new("app.log"), None).unwrap();
+        (directory, handle)
+    }
+
+    fn intent(handle: &LogHandle, len_before: u64, len: u64) -> WriteIntent {
+        WriteIntent {
+            file: handle.id(),
+            len_before,
+            len,
+        }
+    }
+
+    #[test]
+    fn a_repair_cuts_exactly_an_unfinished_append_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_directory, handle) = open(&dir);
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"whole\npart").unwrap();
+
+        // Nothing of the append arrived.
+        assert!(!handle.repair(&intent(&handle, 10, 8)).unwrap());
+        // The whole append arrived: the writer died after writing it.
+        assert!(!handle.repair(&intent(&handle, 6, 4)).unwrap());
+        // The file was cut behind our back: nothing to cut.
+        assert!(!handle.repair(&intent(&handle, 20, 8)).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole\npart");
+        // A part of it arrived.
+        assert!(handle.repair(&intent(&handle, 6, 5)).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"whole\n");
+    }
+
+    #[test]
+    fn a_repair_leaves_another_file_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_directory, handle) = open(&dir);
+        std::fs::write(dir.path().join("app.log"), b"whole\npart").unwrap();
+        let other = WriteIntent {
+            file: FileId { dev: 0, ino: 0 },
+            len_before: 6,
+            len: 5,
+        };
+        assert!(!handle.repair(&other).unwrap());
+        assert_eq!(
+            std::fs::read(dir.path().join("app.log")).unwrap(),
+            b"whole\npart"
+        );
+    }
+
+    #[test]
+    fn whole_events_are_counted_from_the_start_of_the_chunk() {
+        // A chunk of a batch starting at offset 8, with events ending at 12, 16 and 22.
+        let ends = [12, 16, 22];
+        assert_eq!(whole_events(&ends, 8, 0), (0, 0));
+        assert_eq!(whole_events(&ends, 8, 3), (0, 0));
+        assert_eq!(whole_events(&ends, 8, 4), (1, 4));
+        assert_eq!(whole_events(&ends, 8, 11), (2, 8));
+        assert_eq!(whole_events(&ends, 8, 14), (3, 14));
+    }
+
+    #[test]
+    fn a_failed_append_keeps_the_events_that_arrived_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_directory, handle) = open(&dir);
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, b"earlier\none\ntwo\nthr").unwrap();
+        // The chunk "one\ntwo\nthree\n" began at offset 8 of the batch buffer (its
+        // events end at 12, 16 and 22) and 11 of its bytes got there.
+        let failed = handle.cut_back(io::ErrorKind::StorageFull.into(), 11, 2, 8);
+        assert_eq!((failed.events_kept, failed.bytes_kept), (2, 8));
+        assert!(failed.cut_back);
+        assert_eq!(std::fs::read(&path).unwrap(), b"earlier\none\ntwo\n");
     }
 }

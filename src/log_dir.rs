@@ -99,3 +99,47 @@ pub(crate) fn explain_access(dir: &Dir, name: &OsStr, error: io::Error) -> io::E
     };
     io::Error::new(error.kind(), format!("{error}; {hint}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_the_directory_at_the_path_and_never_a_link() {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join("logs");
+        let mut dir = LogDir::open(&path).unwrap();
+        let first = dir.dir().id();
+        assert!(!dir.follow().unwrap(), "unchanged");
+        assert_eq!(dir.dir().id(), first);
+
+        // Moved away and replaced by another directory: follow the new one.
+        std::fs::rename(&path, root.path().join("logs.old")).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(dir.follow().unwrap());
+        assert_ne!(dir.dir().id(), first);
+        assert!(!dir.follow().unwrap());
+
+        // Removed: recreated.
+        std::fs::remove_dir(&path).unwrap();
+        assert!(dir.follow().unwrap());
+        assert!(path.is_dir());
+
+        // Deleted and recreated in place: the held one has no name any more.
+        let held = dir.dir().id();
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(dir.follow().unwrap());
+        assert_ne!(dir.dir().id(), held);
+
+        // A link in its place is refused, and so is a file.
+        std::fs::remove_dir(&path).unwrap();
+        std::os::unix::fs::symlink(root.path().join("logs.old"), &path).unwrap();
+        let err = dir.follow().unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"not a directory").unwrap();
+        let err = dir.follow().unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+}
