@@ -210,10 +210,12 @@ impl Builder {
     /// use std::sync::atomic::{AtomicU64, Ordering};
     /// use tracing_shared_file::SharedFile;
     ///
-    /// static LOST: AtomicU64 = AtomicU64::new(0);
+    /// // Failed writes; `stats().events_dropped` counts every lost event, including the
+    /// // ones a lossy non-blocking queue drops when full, which are not failures.
+    /// static FAILED_WRITES: AtomicU64 = AtomicU64::new(0);
     /// let builder = SharedFile::builder("logs/app.log").on_error(|failure| {
     ///     if failure.event_dropped() {
-    ///         LOST.fetch_add(1, Ordering::Relaxed);
+    ///         FAILED_WRITES.fetch_add(1, Ordering::Relaxed);
     ///     }
     /// });
     /// ```

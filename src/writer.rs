@@ -39,7 +39,7 @@ use crate::stats::{Counters, Stats};
 /// # Examples
 ///
 /// ```
-/// use tracing_shared_file::SharedFile;
+/// use tracing_shared_file::{PanicSafe, SharedFile};
 /// use tracing_subscriber::prelude::*;
 ///
 /// let dir = tempfile::tempdir()?;
@@ -49,7 +49,12 @@ use crate::stats::{Counters, Stats};
 ///     .build()?;
 ///
 /// let subscriber = tracing_subscriber::registry()
-///     .with(tracing_subscriber::fmt::layer().json().with_writer(log.clone()));
+///     .with(
+///         tracing_subscriber::fmt::layer()
+///             .json()
+///             .with_writer(log.clone())
+///             .map_event_format(PanicSafe::new),
+///     );
 /// tracing::subscriber::with_default(subscriber, || tracing::info!(user = "ada", "logged in"));
 ///
 /// let text = std::fs::read_to_string(dir.path().join("app.log"))?;

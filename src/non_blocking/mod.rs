@@ -192,7 +192,7 @@ impl NonBlockingBuilder {
 /// let log = SharedFile::builder(dir.path().join("app.log")).build()?;
 /// let (writer, guard) = log.non_blocking();
 /// let subscriber = tracing_subscriber::registry()
-///     .with(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false));
+///     .with(writer.layer());
 /// tracing::subscriber::with_default(subscriber, || tracing::info!("queued"));
 /// drop(guard); // flushes the queue and stops the background thread
 /// assert!(std::fs::read_to_string(log.path())?.contains("queued"));
@@ -235,7 +235,7 @@ impl SharedFile {
     /// let log = SharedFile::builder(dir.path().join("app.log")).build()?;
     /// let (writer, guard) = log.non_blocking();
     /// let subscriber = tracing_subscriber::registry()
-    ///     .with(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false));
+    ///     .with(writer.layer());
     /// // `guard` flushes everything still queued when dropped; keep it alive in main.
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
