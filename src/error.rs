@@ -46,6 +46,13 @@ pub enum ErrorKind {
     ZeroMaxFiles,
     /// `file_mode` lacks read or write for the owner, or has bits beyond `0o777`.
     InvalidFileMode,
+    /// A custom [`Period::Every`](crate::Period::Every) that is not a whole number of
+    /// seconds, at least one.
+    InvalidPeriod,
+    /// Compression was asked for with numbered archive names: renumbering archives while
+    /// another thread compresses them would race, so compression needs
+    /// [`Naming::Timestamped`](crate::Naming::Timestamped).
+    CompressionNeedsTimestamps,
     /// The path has no file name (for example `""`, `/` or `logs/..`).
     NoFileName,
     /// The path names a directory, not a file.
@@ -67,6 +74,12 @@ impl ErrorKind {
         match self {
             ErrorKind::ZeroMaxBytes => "max_bytes must be greater than 0 for log file",
             ErrorKind::ZeroMaxFiles => "max_files must be greater than 0 for log file",
+            ErrorKind::InvalidPeriod => {
+                "rotate_every needs a period of whole seconds, at least one, for log file"
+            }
+            ErrorKind::CompressionNeedsTimestamps => {
+                "compress(true) needs naming(Naming::Timestamped) for log file"
+            }
             ErrorKind::InvalidFileMode => {
                 "file_mode must give the owner read and write, and no bits beyond 0o777, for log file"
             }

@@ -85,6 +85,13 @@ impl LogHandle {
         Ok(dir.entry(name)?.is_none_or(|entry| entry.id != self.id))
     }
 
+    /// When the file was last modified, in seconds since the Unix epoch.
+    pub(crate) fn modified(&self) -> io::Result<i64> {
+        Ok(crate::rotation::unix_seconds(
+            self.file.metadata()?.modified()?,
+        ))
+    }
+
     /// The file's current size, from the kernel (one `lseek(2)`).
     pub(crate) fn len(&self) -> io::Result<u64> {
         platform::end_of_file(&self.file)

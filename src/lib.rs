@@ -73,7 +73,10 @@ pub use non_blocking::{
 };
 pub use panic_safe::PanicSafe;
 pub use report::IoFailure;
+pub use rotation::{Naming, Period};
 pub use stats::Stats;
+/// The offset of [`Builder::utc_offset`], from the `time` crate.
+pub use time::UtcOffset;
 pub use writer::SharedFile;
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use crate::platform::Dir;
 use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
 
 mod entering;
-use crate::rotation::{self, LogName, Rotated};
+use crate::rotation::{self, Limits, LogName, Policy, Rotated, Schedule};
 use crate::stats::Counters;
 use entering::Entered;
 
@@ -112,6 +112,57 @@ struct Held {
     written: usize,
     /// Whether others were waiting for the lock when it let go.
     others_waiting: bool,
+    /// The directory it rotated in, if it rotated: retention follows, off the lock.
+    rotated_in: Option<Arc<Dir>>,
+}
+
+/// The clock of a hold, when the log rotates by time.
+struct Clock {
+    schedule: Schedule,
+    /// Seconds since the Unix epoch.
+    now: i64,
+    /// The start of the period `now` is in.
+    current: i64,
+}
+
+/// The period the live file's lines belong to, and when its content began.
+#[derive(Debug, Clone, Copy)]
+struct LivePeriod {
+    start: i64,
+    since: i64,
+}
+
+/// The live file's period, as the page records it for this file; or, if it records
+/// none (another file, or a value that is no period start: a new or damaged lock file),
+/// as the file's last modification says. Never taken as the epoch.
+fn live_period(page: &Page, handle: &LogHandle, clock: &Clock, len: u64) -> io::Result<LivePeriod> {
+    // An empty file holds no line of an earlier period: it need not rotate.
+    if let Some((start, since)) = page.period_of(handle.id())
+        && clock.schedule.is_plausible_start(start, clock.now)
+        && len > 0
+    {
+        return Ok(LivePeriod { start, since });
+    }
+    let period = live_period_of_file(handle, clock, len)?;
+    page.set_period(handle.id(), period.start, period.since);
+    Ok(period)
+}
+
+/// The period of a file's lines, from its last modification: an empty file holds none,
+/// so it is of the current period, and so is one modified in the future.
+fn live_period_of_file(handle: &LogHandle, clock: &Clock, len: u64) -> io::Result<LivePeriod> {
+    let start = if len == 0 {
+        clock.current
+    } else {
+        clock
+            .schedule
+            .start_of(handle.modified()?)
+            .min(clock.current)
+    };
+    Ok(LivePeriod {
+        start,
+        since: start,
+    })
 }
 
 impl Inner {
@@ -135,7 +186,11 @@ impl Inner {
                 Ok(Held {
                     written,
                     others_waiting,
+                    rotated_in,
                 }) => {
+                    if let Some(dir) = rotated_in {
+                        self.after_rotation(&dir);
+                    }
                     done += written;
                     if done == ends.len() {
                         break Ok(());
@@ -187,7 +242,8 @@ impl Inner {
             handle,
             last_path_check,
         } = &mut *state;
-        let dir = &**dir.dir();
+        let state_dir = dir.dir();
+        let dir = &**state_dir;
         let guard = LockGuard::held(lock);
         let page = guard.lock_file().page();
         if let Some(theirs) = page.swap_options(RecordedOptions {
@@ -206,6 +262,19 @@ impl Inner {
         // From the kernel, every time: another program may have appended under the lock,
         // or cut the file (copytruncate), and a repair must know where an append began.
         let mut len = handle.len()?;
+        // The lines of this hold belong to the period it is in.
+        let clock = self.settings.schedule().map(|schedule| {
+            let now = rotation::unix_now();
+            Clock {
+                schedule,
+                now,
+                current: schedule.start_of(now),
+            }
+        });
+        let mut live_period = match &clock {
+            Some(clock) => Some(live_period(page, handle, clock, len)?),
+            None => None,
+        };
 
         let mut first = 0;
         // After a failed rotation the next event is appended anyway: losing it would be
@@ -213,6 +282,7 @@ impl Inner {
         // progress, so that a write always ends.
         let mut append_anyway = force_first;
         let mut may_rotate = true;
+        let mut rotated = false;
         let mut reopens = 0;
         while first < ends.len() {
             // The first event always goes into an empty file, even one larger than
@@ -226,13 +296,37 @@ impl Inner {
             {
                 last += 1;
             }
-            if last == first {
+            // A file of an earlier period takes no more lines.
+            let period_over = match (&clock, live_period) {
+                (Some(clock), Some(period)) => period.start < clock.current,
+                _ => false,
+            };
+            if last == first || (period_over && may_rotate) {
                 // One rotation per hold, so that others get their turn between rotations.
                 if !may_rotate {
                     break;
                 }
-                match self.rotate(dir, page, handle, outcome)? {
-                    Rotation::Done => may_rotate = false,
+                let stamp = match (&clock, live_period) {
+                    // Named after the start of its period, or of its own content.
+                    (Some(_), Some(period)) if period_over => period.start.max(period.since),
+                    (Some(clock), _) => clock.now,
+                    (None, _) => rotation::unix_now(),
+                };
+                match self.rotate(dir, page, handle, stamp, outcome)? {
+                    Rotation::Done => {
+                        may_rotate = false;
+                        rotated = true;
+                        // A fresh file: of this period, and begun now (or at the
+                        // period's start, when the period's end made it).
+                        live_period = clock.as_ref().map(|clock| LivePeriod {
+                            start: clock.current,
+                            since: if period_over {
+                                clock.current
+                            } else {
+                                clock.now
+                            },
+                        });
+                    }
                     Rotation::Failed => {
                         may_rotate = false;
                         append_anyway = true;
@@ -242,10 +336,19 @@ impl Inner {
                     Rotation::Reopened => {
                         reopens += 1;
                         may_rotate = reopens < MAX_REOPENS;
+                        live_period = None;
                     }
                 }
                 page.set_live(handle.id());
                 len = handle.len()?;
+                if let Some(clock) = &clock {
+                    let period = match live_period {
+                        Some(period) => period,
+                        None => live_period_of_file(handle, clock, len)?,
+                    };
+                    page.set_period(handle.id(), period.start, period.since);
+                    live_period = Some(period);
+                }
                 continue;
             }
             append_anyway = false;
@@ -275,6 +378,7 @@ impl Inner {
         Ok(Held {
             written: first,
             others_waiting: first < ends.len() && page.has_waiters(),
+            rotated_in: rotated.then(|| Arc::clone(state_dir)),
         })
     }
 
@@ -310,6 +414,7 @@ impl Inner {
         dir: &Dir,
         page: &Page,
         handle: &mut LogHandle,
+        stamp: i64,
         outcome: &mut Outcome,
     ) -> io::Result<Rotation> {
         // Until the fresh file is open and recorded, the record must not name the file
@@ -321,7 +426,8 @@ impl Inner {
             name: &self.name,
             path: &self.path,
         };
-        match rotation::rotate(log, handle.id(), self.settings.max_files) {
+        let now = rotation::unix_now();
+        match rotation::rotate(log, handle.id(), self.policy(), stamp, now) {
             Ok(Rotated::Yes) => {
                 self.counters.rotated();
                 *handle = self.open_log(dir)?;
@@ -339,6 +445,31 @@ impl Inner {
                 }
                 Ok(Rotation::Failed)
             }
+        }
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            naming: self.settings.naming,
+            limits: Limits {
+                max_files: self.settings.max_files,
+                max_age: self.settings.max_age,
+                max_total_bytes: self.settings.max_total_bytes,
+            },
+        }
+    }
+
+    /// What follows a rotation, off the lock: deleting the archives the limits do not keep.
+    /// A failure is reported like a failed rotation: the events were written.
+    fn after_rotation(&self, dir: &Dir) {
+        let log = LogName {
+            dir,
+            name: &self.name,
+            path: &self.path,
+        };
+        if let Err(error) = rotation::retain(log, self.policy(), rotation::unix_now()) {
+            self.counters.rotation_failed(1);
+            self.report_failure(&IoFailure::rotation(&self.path, &error));
         }
     }
 

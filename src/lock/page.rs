@@ -41,6 +41,13 @@ const OPTION_PID: usize = 13;
 /// take it again for more of a long batch lets them have their turn first. Changed with
 /// atomic instructions by the waiters, which do not hold the lock.
 const WAITERS: usize = 14;
+/// The period of the live file, for time rotation: the file (device and inode), the start
+/// of its period, and when its content began (the period's start, or the size rotation
+/// that made it within the period), both in seconds since the Unix epoch.
+const PERIOD_DEV: usize = 15;
+const PERIOD_INO: usize = 16;
+const PERIOD_START: usize = 17;
+const PERIOD_SINCE: usize = 18;
 
 /// What the first bytes of an existing lock file say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +178,29 @@ impl Page {
     /// The pid a holder recorded, if any; read without the lock, so only a hint.
     pub(crate) fn holder(&self) -> Option<u64> {
         Some(self.word(HOLDER_PID).load(Relaxed)).filter(|&pid| pid != 0)
+    }
+
+    /// The period start and content start recorded for `file`, if they are for it; call
+    /// only while holding the lock.
+    pub(crate) fn period_of(&self, file: FileId) -> Option<(i64, i64)> {
+        let recorded = FileId {
+            dev: self.word(PERIOD_DEV).load(Acquire),
+            ino: self.word(PERIOD_INO).load(Acquire),
+        };
+        (recorded == file).then(|| {
+            (
+                self.word(PERIOD_START).load(Acquire) as i64,
+                self.word(PERIOD_SINCE).load(Acquire) as i64,
+            )
+        })
+    }
+
+    /// Records the period of `file`; call only while holding the lock.
+    pub(crate) fn set_period(&self, file: FileId, start: i64, since: i64) {
+        self.word(PERIOD_START).store(start as u64, Release);
+        self.word(PERIOD_SINCE).store(since as u64, Release);
+        self.word(PERIOD_DEV).store(file.dev, Release);
+        self.word(PERIOD_INO).store(file.ino, Release);
     }
 
     /// Counts a thread that starts waiting for the lock.

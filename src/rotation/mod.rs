@@ -4,6 +4,35 @@
 //! one. The naming of archives lives in [`numbered`].
 
 mod numbered;
+mod period;
+mod retention;
+mod timestamped;
+
+pub use period::Period;
+pub(crate) use period::{Schedule, unix_now, unix_seconds};
+pub(crate) use retention::Limits;
+
+/// How archives are named; see [`Builder::naming`](crate::Builder::naming).
+///
+/// # Examples
+///
+/// ```
+/// use tracing_shared_file::{Naming, SharedFile};
+///
+/// let builder = SharedFile::builder("logs/app.log").naming(Naming::Timestamped);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Naming {
+    /// `app.log.1` (newest) to `app.log.<max_files>`, renumbered at every rotation, as
+    /// logrotate does. Each rotation renames every archive it keeps.
+    #[default]
+    Numbered,
+    /// `app.log.2026-11-27T14-00-00Z`, in UTC, a name each archive keeps for good: a
+    /// rotation is one rename whatever the number of archives kept, and followers and
+    /// shippers never see an archive change its name.
+    Timestamped,
+}
 
 use std::ffi::OsStr;
 use std::io;
@@ -35,16 +64,46 @@ pub(crate) struct LogName<'a> {
     pub(crate) path: &'a Path,
 }
 
-/// Rotates the log file, which the caller's handle knows as `live`, keeping at most
-/// `max_files` archives.
-pub(crate) fn rotate(log: LogName<'_>, live: FileId, max_files: usize) -> io::Result<Rotated> {
+/// How a rotation names the archive, and what it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Policy {
+    pub(crate) naming: Naming,
+    pub(crate) limits: Limits,
+}
+
+/// Rotates the log file, which the caller's handle knows as `live`. `stamp` names a
+/// timestamped archive; `now` judges numbered archives' age.
+///
+/// Numbered names apply the retention limits here, since the renumbering touches every
+/// archive anyway; timestamped names leave that to [`retain`], which can run after the
+/// lock is released.
+pub(crate) fn rotate(
+    log: LogName<'_>,
+    live: FileId,
+    policy: Policy,
+    stamp: i64,
+    now: i64,
+) -> io::Result<Rotated> {
     match log.dir.entry(log.name)? {
         // A symbolic link swapped in at the path is never renamed into an archive.
         Some(entry) if entry.kind == Kind::File && entry.id == live => {}
         _ => return Ok(Rotated::PathMoved),
     }
-    numbered::rotate(log, max_files).map_err(|e| explain(log, e))?;
+    let renamed = match policy.naming {
+        Naming::Numbered => numbered::rotate(log, policy.limits, now),
+        Naming::Timestamped => timestamped::rotate(log, stamp).map(drop),
+    };
+    renamed.map_err(|e| explain(log, e))?;
     Ok(Rotated::Yes)
+}
+
+/// Deletes the timestamped archives the limits do not keep (numbered ones were dealt
+/// with by the rotation); one directory listing.
+pub(crate) fn retain(log: LogName<'_>, policy: Policy, now: i64) -> io::Result<()> {
+    match policy.naming {
+        Naming::Numbered => Ok(()),
+        Naming::Timestamped => retention::apply(log, policy.limits, now),
+    }
 }
 
 /// Adds to a permission error what rotation needs of the directory.

@@ -13,6 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::LogName;
+use super::retention::{Kept, Limits, how_many_to_delete};
 use crate::platform::Kind;
 
 /// The path of the `index`-th newest rotated file: `app.log` → `app.log.<index>`.
@@ -30,14 +31,15 @@ fn archive_name(log_name: &OsStr, index: usize) -> OsString {
 }
 
 /// Renames the live file to `.1`, renumbering the archives it keeps to `.2`, `.3`, … in
-/// age order, and deleting (oldest first) the ones that would be beyond `max_files`.
+/// age order, and deleting (oldest first) the ones that the limits do not keep: beyond
+/// `max_files`, older than `max_age` (by last modification), or beyond `max_total_bytes`.
 ///
 /// Anything at an archive name that is not a file or a link (a directory, say) is not
 /// ours to move or delete: if the rotation would need its name, it stops with an error
 /// before touching anything.
-pub(crate) fn rotate(log: LogName<'_>, max_files: usize) -> io::Result<()> {
+pub(crate) fn rotate(log: LogName<'_>, limits: Limits, now: i64) -> io::Result<()> {
     let Archives { files, obstacles } = existing_archives(log)?;
-    let keep = files.len().min(max_files.saturating_sub(1));
+    let keep = files.len() - doomed(log, &files, limits, now)?.min(files.len());
     let (kept, beyond) = files.split_at(keep);
     let target = |position: usize| position + 2;
     if let Some(&blocked) = obstacles
@@ -54,10 +56,7 @@ pub(crate) fn rotate(log: LogName<'_>, max_files: usize) -> io::Result<()> {
             .rename(&archive_name(log.name, from), &archive_name(log.name, to))
     };
     for &index in beyond.iter().rev() {
-        match log.dir.remove(&archive_name(log.name, index)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
+        remove_if_exists(log, &archive_name(log.name, index))?;
     }
     // Moves down (into gaps) go youngest first and moves up oldest first, so that every
     // rename lands on a free name.
@@ -72,6 +71,42 @@ pub(crate) fn rotate(log: LogName<'_>, max_files: usize) -> io::Result<()> {
         }
     }
     log.dir.rename(log.name, &archive_name(log.name, 1))
+}
+
+/// How many of the existing archives `files` (newest first) the limits delete, counting
+/// the live file as the newest archive it is about to become.
+fn doomed(log: LogName<'_>, files: &[usize], limits: Limits, now: i64) -> io::Result<usize> {
+    // The live file takes one of the `max_files` places.
+    let by_count = files
+        .len()
+        .saturating_sub(limits.max_files.saturating_sub(1));
+    if limits.max_age.is_none() && limits.max_total_bytes.is_none() {
+        return Ok(by_count);
+    }
+    let mut oldest_first = Vec::with_capacity(files.len() + 1);
+    for name in files
+        .iter()
+        .rev()
+        .map(|&index| archive_name(log.name, index))
+        .chain(std::iter::once(log.name.to_os_string()))
+    {
+        let entry = log.dir.entry(&name)?;
+        oldest_first.push(Kept {
+            time: entry.map_or(now, |entry| entry.modified),
+            bytes: entry.map_or(0, |entry| entry.len),
+            names: vec![name],
+        });
+    }
+    // The live file is not deleted by its own rotation, whatever the limits say.
+    let doomed = how_many_to_delete(&oldest_first, limits, now).min(files.len());
+    Ok(doomed.max(by_count))
+}
+
+fn remove_if_exists(log: LogName<'_>, name: &OsStr) -> io::Result<()> {
+    match log.dir.remove(name) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// The archive numbers in use, ascending: `files` are files or links (ours to move),
@@ -118,13 +153,19 @@ mod tests {
     fn rotate_path(log: &Path, max_files: usize) -> io::Result<()> {
         let dir = Dir::open(log.parent().unwrap()).unwrap();
         let name = log.file_name().unwrap();
+        let limits = Limits {
+            max_files,
+            max_age: None,
+            max_total_bytes: None,
+        };
         rotate(
             LogName {
                 dir: &dir,
                 name,
                 path: log,
             },
-            max_files,
+            limits,
+            0,
         )
     }
 

@@ -22,6 +22,9 @@ pub(crate) struct Entry {
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     pub(crate) mode: u32,
+    pub(crate) len: u64,
+    /// Last modification, in seconds since the Unix epoch.
+    pub(crate) modified: i64,
 }
 
 /// The kinds of directory entry that matter here.
@@ -299,6 +302,8 @@ impl Dir {
             uid: stat.st_uid as u32,
             gid: stat.st_gid as u32,
             mode: stat.st_mode as u32 & 0o7777,
+            len: stat.st_size as u64,
+            modified: stat.st_mtime as i64,
         }))
     }
 

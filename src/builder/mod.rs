@@ -5,12 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use time::UtcOffset;
+
 use crate::error::{Error, ErrorKind};
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, NotOurLockFile};
 use crate::log_dir::LogDir;
 use crate::report::{ErrorHook, IoFailure};
+use crate::rotation::{Naming, Period, Schedule};
 use crate::writer::{Parts, SharedFile};
+
+mod policy;
 
 /// The default for [`Builder::max_bytes`]: 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -55,6 +60,23 @@ pub(crate) struct Settings {
     pub(crate) path_check_interval: Duration,
     pub(crate) lock_timeout: Option<Duration>,
     pub(crate) file_mode: Option<u32>,
+    /// When to rotate by time, if at all, and the offset periods start at.
+    pub(crate) rotate_every: Option<Period>,
+    pub(crate) utc_offset: UtcOffset,
+    pub(crate) naming: Naming,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) max_total_bytes: Option<u64>,
+    pub(crate) compress: bool,
+}
+
+impl Settings {
+    /// When to rotate by time, if at all.
+    pub(crate) fn schedule(&self) -> Option<Schedule> {
+        self.rotate_every.map(|period| Schedule {
+            period,
+            offset: self.utc_offset,
+        })
+    }
 }
 
 impl Builder {
@@ -67,6 +89,12 @@ impl Builder {
                 path_check_interval: DEFAULT_PATH_CHECK_INTERVAL,
                 lock_timeout: None,
                 file_mode: None,
+                rotate_every: None,
+                utc_offset: UtcOffset::UTC,
+                naming: Naming::Numbered,
+                max_age: None,
+                max_total_bytes: None,
+                compress: false,
             },
             on_error: None,
         }
@@ -267,6 +295,15 @@ impl Builder {
             .is_some_and(|mode| mode & 0o600 != 0o600 || mode & !0o777 != 0)
         {
             return Err(Error::config(ErrorKind::InvalidFileMode, &path));
+        }
+        if settings
+            .rotate_every
+            .is_some_and(|period| period.seconds().is_none())
+        {
+            return Err(Error::config(ErrorKind::InvalidPeriod, &path));
+        }
+        if settings.compress && settings.naming != Naming::Timestamped {
+            return Err(Error::config(ErrorKind::CompressionNeedsTimestamps, &path));
         }
         // Absolute, so that a later change of working directory cannot split the processes.
         let path = std::path::absolute(&path)

@@ -1,0 +1,141 @@
+//! The rotation policy options of [`Builder`]: time rotation, naming, retention and
+//! compression.
+
+use std::time::Duration;
+
+use time::UtcOffset;
+
+use super::Builder;
+use crate::rotation::{Naming, Period};
+
+impl Builder {
+    /// Also rotates when a period ends: every minute, hour, day or week, or every custom
+    /// [`Duration`] of whole seconds (at least one). Default: no time rotation.
+    ///
+    /// Size rotation goes on as well: a file rotates when its period ends or when the next
+    /// event would take it past `max_bytes`, whichever comes first. For time rotation
+    /// alone, set `max_bytes(u64::MAX)`.
+    ///
+    /// A line belongs to the period in which it is written, under the lock: a line is
+    /// never written into a file of an earlier period. Exactly one rotation happens per
+    /// boundary across all processes, since the period of the live file is recorded in the
+    /// lock file's shared page; if nobody logged when a period ended, the first write after
+    /// it rotates the stale file, once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tracing_shared_file::{Period, SharedFile};
+    ///
+    /// let hourly = SharedFile::builder("logs/app.log").rotate_every(Period::Hour);
+    /// ```
+    #[must_use]
+    pub fn rotate_every(mut self, period: Period) -> Self {
+        self.settings.rotate_every = Some(period);
+        self
+    }
+
+    /// The offset from UTC at which periods start, for [`Builder::rotate_every`]: with
+    /// `UtcOffset::from_hms(2, 0, 0)`, a day starts at 22:00 UTC. Default: UTC.
+    ///
+    /// Archive names are in UTC whatever this is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use time::UtcOffset;
+    /// use tracing_shared_file::{Period, SharedFile};
+    ///
+    /// let builder = SharedFile::builder("logs/app.log")
+    ///     .rotate_every(Period::Day)
+    ///     .utc_offset(UtcOffset::from_hms(-5, 0, 0)?);
+    /// # Ok::<(), time::error::ComponentRange>(())
+    /// ```
+    #[must_use]
+    pub fn utc_offset(mut self, offset: UtcOffset) -> Self {
+        self.settings.utc_offset = offset;
+        self
+    }
+
+    /// How archives are named. Default: [`Naming::Numbered`].
+    ///
+    /// Numbered names (`app.log.1` newest) suit logrotate habits, but every rotation
+    /// renames every archive kept, so its cost grows with `max_files`. Timestamped names
+    /// (`app.log.2026-11-27T14-00-00Z`) suit shippers and large retention: a rotation is
+    /// one rename, and an archive never changes its name. The stamp is the start of the
+    /// period for a time rotation (or of the file, if a size rotation came first in that
+    /// period), and the time of the rotation for a size rotation; a second rotation in the
+    /// same second adds a counter (`…Z.1`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tracing_shared_file::{Naming, SharedFile};
+    ///
+    /// let builder = SharedFile::builder("logs/app.log").naming(Naming::Timestamped);
+    /// ```
+    #[must_use]
+    pub fn naming(mut self, naming: Naming) -> Self {
+        self.settings.naming = naming;
+        self
+    }
+
+    /// Deletes archives older than this: judged by the rotation time in the name
+    /// (timestamped names) or by the last modification (numbered names). Default: no limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tracing_shared_file::SharedFile;
+    ///
+    /// let a_week = SharedFile::builder("logs/app.log").max_age(Duration::from_secs(7 * 86_400));
+    /// ```
+    #[must_use]
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.settings.max_age = Some(age);
+        self
+    }
+
+    /// Deletes the oldest archives while the archives together (the live file not
+    /// counted) take more than this many bytes on disk. Default: no limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tracing_shared_file::SharedFile;
+    ///
+    /// let a_gigabyte = SharedFile::builder("logs/app.log").max_total_bytes(1 << 30);
+    /// ```
+    #[must_use]
+    pub fn max_total_bytes(mut self, bytes: u64) -> Self {
+        self.settings.max_total_bytes = Some(bytes);
+        self
+    }
+
+    /// Gzips archives on a background thread, never while holding the lock and never on
+    /// the thread that logged. Default: `false`. Needs the `compress` feature and
+    /// [`Naming::Timestamped`].
+    ///
+    /// The newest archive stays uncompressed until the next rotation, like logrotate's
+    /// `delaycompress`: a follower (`tail -F`, a shipper) may still be reading it. An
+    /// archive is compressed to a temporary file, synced, renamed to its `.gz` name, and
+    /// only then removed: a process killed at any moment leaves the archive, the complete
+    /// `.gz`, or both, and the next process that rotates finishes the job.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tracing_shared_file::{Naming, SharedFile};
+    ///
+    /// let builder = SharedFile::builder("logs/app.log")
+    ///     .naming(Naming::Timestamped)
+    ///     .compress(true);
+    /// ```
+    #[cfg(feature = "compress")]
+    #[must_use]
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.settings.compress = compress;
+        self
+    }
+}

@@ -1,0 +1,256 @@
+//! Time periods: which period an instant falls in, at a fixed UTC offset.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::{OffsetDateTime, UtcOffset};
+
+/// How often the log rotates by time; see [`Builder::rotate_every`](crate::Builder::rotate_every).
+///
+/// Periods start at round times: every minute at second 0, every hour at minute 0, every
+/// day at midnight and every week at Monday midnight, at the offset set with
+/// [`Builder::utc_offset`](crate::Builder::utc_offset) (UTC by default). A custom
+/// [`Period::Every`] starts at every multiple of its length since the Unix epoch, shifted by
+/// the same offset.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tracing_shared_file::{Period, SharedFile};
+///
+/// let daily = SharedFile::builder("logs/app.log").rotate_every(Period::Day);
+/// let every_ten_minutes =
+///     SharedFile::builder("logs/app.log").rotate_every(Period::Every(Duration::from_secs(600)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Period {
+    /// Every minute.
+    Minute,
+    /// Every hour.
+    Hour,
+    /// Every day, at midnight.
+    Day,
+    /// Every week, at Monday midnight.
+    Week,
+    /// Every this long: whole seconds, at least one.
+    Every(Duration),
+}
+
+impl Period {
+    /// The period's length in seconds; `None` if it is not a whole, positive number of
+    /// seconds.
+    pub(crate) fn seconds(self) -> Option<i64> {
+        match self {
+            Period::Minute => Some(60),
+            Period::Hour => Some(3600),
+            Period::Day => Some(86_400),
+            Period::Week => Some(7 * 86_400),
+            Period::Every(length) => (length.subsec_nanos() == 0 && length.as_secs() > 0)
+                .then(|| i64::try_from(length.as_secs()).ok())
+                .flatten(),
+        }
+    }
+}
+
+/// A period and the offset its boundaries are at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Schedule {
+    pub(crate) period: Period,
+    pub(crate) offset: UtcOffset,
+}
+
+impl Schedule {
+    /// The start of the period that `at` (seconds since the Unix epoch) falls in, in
+    /// seconds since the epoch.
+    pub(crate) fn start_of(&self, at: i64) -> i64 {
+        let length = self.period.seconds().unwrap_or(1);
+        let offset = i64::from(self.offset.whole_seconds());
+        // Local seconds since the epoch, so that round local times are multiples.
+        let local = at + offset;
+        let start = match self.period {
+            // 1970-01-01 was a Thursday: Monday the 5th starts the first whole week.
+            Period::Week => {
+                const MONDAY: i64 = 4 * 86_400;
+                local - (local - MONDAY).rem_euclid(length)
+            }
+            _ => local - local.rem_euclid(length),
+        };
+        start - offset
+    }
+
+    /// Whether `start` is a period start this schedule produces, and not after `now`: a
+    /// recorded start that is not is treated as unknown.
+    pub(crate) fn is_plausible_start(&self, start: i64, now: i64) -> bool {
+        self.start_of(start) == start && start <= now
+    }
+}
+
+/// The wall clock in whole seconds since the Unix epoch (negative before it).
+pub(crate) fn unix_now() -> i64 {
+    unix_seconds(SystemTime::now())
+}
+
+pub(crate) fn unix_seconds(at: SystemTime) -> i64 {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// `2026-11-27T14-00-00Z`: a UTC time without colons, so that names sort in time order
+/// and are valid file names everywhere.
+pub(crate) fn stamp(at: i64) -> String {
+    let time = OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}-{:02}-{:02}Z",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    )
+}
+
+/// The time a [`stamp`] names, if `text` is exactly one.
+pub(crate) fn parse_stamp(text: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(text).ok()?;
+    let bytes = text.as_bytes();
+    if bytes.len() != 20
+        || bytes[19] != b'Z'
+        || [4, 7, 13, 16].iter().any(|&i| bytes[i] != b'-')
+        || bytes[10] != b'T'
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = &text[range];
+        digits
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| digits.parse().ok())?
+    };
+    let date = time::Date::from_calendar_date(
+        i32::try_from(number(0..4)?).ok()?,
+        time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?,
+        u8::try_from(number(8..10)?).ok()?,
+    )
+    .ok()?;
+    let time = time::Time::from_hms(
+        u8::try_from(number(11..13)?).ok()?,
+        u8::try_from(number(14..16)?).ok()?,
+        u8::try_from(number(17..19)?).ok()?,
+    )
+    .ok()?;
+    let at = date.with_time(time).assume_utc().unix_timestamp();
+    // Only the canonical spelling: parsing then formatting gives the same text.
+    (stamp(at) == text).then_some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Weekday;
+
+    fn utc(period: Period) -> Schedule {
+        Schedule {
+            period,
+            offset: UtcOffset::UTC,
+        }
+    }
+
+    fn is_monday(at: i64) -> bool {
+        OffsetDateTime::from_unix_timestamp(at).is_ok_and(|time| time.weekday() == Weekday::Monday)
+    }
+
+    fn at(text: &str) -> i64 {
+        parse_stamp(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn periods_start_at_round_times() {
+        let now = at("2026-11-27T14-37-12Z");
+        assert_eq!(
+            utc(Period::Minute).start_of(now),
+            at("2026-11-27T14-37-00Z")
+        );
+        assert_eq!(utc(Period::Hour).start_of(now), at("2026-11-27T14-00-00Z"));
+        assert_eq!(utc(Period::Day).start_of(now), at("2026-11-27T00-00-00Z"));
+        // 2026-11-27 is a Friday.
+        assert_eq!(utc(Period::Week).start_of(now), at("2026-11-23T00-00-00Z"));
+        assert!(is_monday(at("2026-11-23T00-00-00Z")));
+        let every_10s = utc(Period::Every(Duration::from_secs(10)));
+        assert_eq!(every_10s.start_of(now), at("2026-11-27T14-37-10Z"));
+        // A start is its own start.
+        let start = utc(Period::Week).start_of(now);
+        assert_eq!(utc(Period::Week).start_of(start), start);
+    }
+
+    #[test]
+    fn boundaries_follow_the_offset() {
+        let plus_two = Schedule {
+            period: Period::Day,
+            offset: UtcOffset::from_hms(2, 0, 0).unwrap(),
+        };
+        // 23:30 UTC is already the next day at +02:00, which began at 22:00 UTC.
+        assert_eq!(
+            plus_two.start_of(at("2026-11-27T23-30-00Z")),
+            at("2026-11-27T22-00-00Z")
+        );
+        assert_eq!(
+            plus_two.start_of(at("2026-11-27T21-30-00Z")),
+            at("2026-11-26T22-00-00Z")
+        );
+        let minus_five_week = Schedule {
+            period: Period::Week,
+            offset: UtcOffset::from_hms(-5, 0, 0).unwrap(),
+        };
+        // Monday 00:00 at -05:00 is Monday 05:00 UTC.
+        assert_eq!(
+            minus_five_week.start_of(at("2026-11-23T04-00-00Z")),
+            at("2026-11-16T05-00-00Z")
+        );
+    }
+
+    #[test]
+    fn implausible_starts_are_recognised() {
+        let hourly = utc(Period::Hour);
+        let now = at("2026-11-27T14-37-12Z");
+        assert!(hourly.is_plausible_start(at("2026-11-27T14-00-00Z"), now));
+        assert!(hourly.is_plausible_start(at("2026-11-27T13-00-00Z"), now));
+        assert!(
+            !hourly.is_plausible_start(at("2026-11-27T14-30-00Z"), now),
+            "not a start"
+        );
+        assert!(
+            !hourly.is_plausible_start(at("2026-11-27T15-00-00Z"), now),
+            "future"
+        );
+    }
+
+    #[test]
+    fn stamps_round_trip_and_only_canonical_ones_parse() {
+        let time = at("2026-11-27T14-00-00Z");
+        assert_eq!(stamp(time), "2026-11-27T14-00-00Z");
+        assert_eq!(stamp(0), "1970-01-01T00-00-00Z");
+        for bad in [
+            "2026-11-27T14:00:00Z",
+            "2026-11-27T14-00-00",
+            "2026-13-27T14-00-00Z",
+            "2026-02-30T14-00-00Z",
+            "2026-11-27T24-00-00Z",
+            "2026-11-27T14-00-00Z.1",
+            "+026-11-27T14-00-00Z",
+        ] {
+            assert_eq!(parse_stamp(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_whole_positive_seconds_make_a_period() {
+        assert_eq!(Period::Every(Duration::from_secs(1)).seconds(), Some(1));
+        assert_eq!(Period::Every(Duration::ZERO).seconds(), None);
+        assert_eq!(Period::Every(Duration::from_millis(1500)).seconds(), None);
+    }
+}
