@@ -1,7 +1,10 @@
 //! Code shared by the integration tests: the record workload, the child-process writer,
-//! and the verifier. Each test binary uses a different part of it.
+//! child processes waited for with a deadline, the files of a rotated log, and the
+//! verifier. Each test binary uses a different part of it.
 #![allow(dead_code)]
 
+pub mod children;
+pub mod log_files;
 pub mod verifier;
 pub mod workload;
 

@@ -1,0 +1,50 @@
+//! The files of a rotated log: archive names, waiting for a rotation, and record lines
+//! read back from them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::children::CHILD_DEADLINE;
+use super::workload::{WriterId, record};
+
+/// Small enough that the writers rotate often.
+pub const ROTATING_MAX_BYTES: u64 = 16 * 1024;
+/// Large enough that no archive is deleted, so every line can be accounted for.
+pub const KEEP_ALL: usize = 100_000;
+
+/// Waits until `path` exists (a rotation happened), so that damage lands mid-run.
+pub fn wait_for_path(path: &Path) {
+    let deadline = Instant::now() + CHILD_DEADLINE;
+    while fs::symlink_metadata(path).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+pub fn archive(log: &Path, index: usize) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(format!(".{index}"));
+    PathBuf::from(name)
+}
+
+/// The writer and sequence of an intact record line (the fmt layer's prefix, then exactly
+/// the record `workload::record` makes for them), or `None` for anything else.
+pub fn parse_record(line: &str) -> Option<(WriterId, u64)> {
+    let start = line.find("REC ")?;
+    let (prefix, rest) = line.split_at(start);
+    if !(prefix.ends_with("  INFO workload: ") && prefix.contains('T') && prefix.contains('Z')) {
+        return None;
+    }
+    let mut fields = rest.split(' ').skip(1);
+    let mut field = |name: &str| fields.next()?.strip_prefix(name);
+    let process = field("p=")?.parse().ok()?;
+    let thread = field("t=")?.parse().ok()?;
+    let seq = field("s=")?.parse().ok()?;
+    let writer = WriterId { process, thread };
+    (rest == record(writer, seq)).then_some((writer, seq))
+}
