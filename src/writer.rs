@@ -121,6 +121,8 @@ impl SharedFile {
             rotation_reports: RateLimitedStderr::default(),
             notices: RateLimitedStderr::default(),
             options_reported: AtomicBool::new(false),
+            #[cfg(feature = "compress")]
+            compressor: Default::default(),
         });
         fork::register(&inner);
         SharedFile { inner }

@@ -63,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) notices: RateLimitedStderr,
     /// Whether a disagreement over the options has been reported (once is enough).
     pub(crate) options_reported: AtomicBool,
+    #[cfg(feature = "compress")]
+    pub(crate) compressor: rotation::compression::Compressor,
 }
 
 pub(crate) struct State {
@@ -189,7 +191,7 @@ impl Inner {
                     rotated_in,
                 }) => {
                     if let Some(dir) = rotated_in {
-                        self.after_rotation(&dir);
+                        self.after_rotation(dir);
                     }
                     done += written;
                     if done == ends.len() {
@@ -459,17 +461,30 @@ impl Inner {
         }
     }
 
-    /// What follows a rotation, off the lock: deleting the archives the limits do not keep.
-    /// A failure is reported like a failed rotation: the events were written.
-    fn after_rotation(&self, dir: &Dir) {
+    /// What follows a rotation, off the lock: deleting the archives the limits do not
+    /// keep, and handing the rest to the compressor. A failure is reported like a failed
+    /// rotation: the events were written.
+    fn after_rotation(&self, dir: Arc<Dir>) {
         let log = LogName {
-            dir,
+            dir: &dir,
             name: &self.name,
             path: &self.path,
         };
         if let Err(error) = rotation::retain(log, self.policy(), rotation::unix_now()) {
             self.counters.rotation_failed(1);
             self.report_failure(&IoFailure::rotation(&self.path, &error));
+        }
+        #[cfg(feature = "compress")]
+        if self.settings.compress {
+            let job = rotation::compression::Job {
+                dir,
+                name: self.name.clone(),
+                path: self.path.clone(),
+                file_mode: self.settings.file_mode,
+            };
+            self.compressor.request(job, |error| {
+                self.report_failure(&IoFailure::rotation(&self.path, error));
+            });
         }
     }
 

@@ -3,6 +3,8 @@
 //! Rotation runs only under the inter-process lock, so exactly one process performs each
 //! one. The naming of archives lives in [`numbered`].
 
+#[cfg(feature = "compress")]
+pub(crate) mod compression;
 mod numbered;
 mod period;
 mod retention;

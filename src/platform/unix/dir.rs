@@ -232,8 +232,30 @@ impl Dir {
         Ok(file)
     }
 
+    /// Creates `name`, which must not exist, for writing: with exactly the permission
+    /// bits `mode` if given, or 0o666 less the umask.
+    #[cfg(feature = "compress")]
+    pub(crate) fn create_new(&self, name: &OsStr, mode: Option<u32>) -> io::Result<File> {
+        let new = Access {
+            read: false,
+            write: true,
+            append: false,
+            create: true,
+            exclusive: true,
+        };
+        let file = self.open_file(name, new, mode.unwrap_or(0o666))?;
+        if let Some(mode) = mode {
+            let exact = std::os::unix::fs::PermissionsExt::from_mode(mode);
+            if let Err(error) = file.set_permissions(exact) {
+                let _ = self.remove(name);
+                return Err(error);
+            }
+        }
+        Ok(file)
+    }
+
     /// Renames `from` to `to`, failing with `AlreadyExists` rather than replace `to`.
-    fn rename_exclusive(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    pub(crate) fn rename_exclusive(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         let (c_from, c_to) = (c_name(from)?, c_name(to)?);
         let fd = self.file.as_raw_fd();
         #[cfg(any(target_os = "linux", target_os = "android"))]
