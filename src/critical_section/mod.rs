@@ -429,8 +429,11 @@ impl Inner {
             path: &self.path,
         };
         let now = rotation::unix_now();
-        match rotation::rotate(log, handle.id(), self.policy(), stamp, now) {
-            Ok(Rotated::Yes) => {
+        match rotation::rotate(log, handle.id(), self.policy(), stamp, now, page.ledger()) {
+            Ok(Rotated::Yes { ledger }) => {
+                if let Some(ledger) = ledger {
+                    page.set_ledger(ledger);
+                }
                 self.counters.rotated();
                 *handle = self.open_log(dir)?;
                 Ok(Rotation::Done)
@@ -461,19 +464,8 @@ impl Inner {
         }
     }
 
-    /// What follows a rotation, off the lock: deleting the archives the limits do not
-    /// keep, and handing the rest to the compressor. A failure is reported like a failed
-    /// rotation: the events were written.
+    /// What follows a rotation, off the lock: handing the archives to the compressor.
     fn after_rotation(&self, dir: Arc<Dir>) {
-        let log = LogName {
-            dir: &dir,
-            name: &self.name,
-            path: &self.path,
-        };
-        if let Err(error) = rotation::retain(log, self.policy(), rotation::unix_now()) {
-            self.counters.rotation_failed(1);
-            self.report_failure(&IoFailure::rotation(&self.path, &error));
-        }
         #[cfg(feature = "compress")]
         if self.settings.compress {
             let job = rotation::compression::Job {
@@ -486,6 +478,8 @@ impl Inner {
                 self.report_failure(&IoFailure::rotation(&self.path, error));
             });
         }
+        #[cfg(not(feature = "compress"))]
+        let _ = dir;
     }
 
     /// Opens the lock file in `dir`; an error names it, and says what would fix it.

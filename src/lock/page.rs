@@ -11,6 +11,7 @@
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crate::platform::{FileId, SharedPage};
+use crate::rotation::Ledger;
 
 /// `tsf-lock` in ASCII, read as a native-endian word.
 const MAGIC: u64 = u64::from_ne_bytes(*b"tsf-lock");
@@ -48,6 +49,12 @@ const PERIOD_DEV: usize = 15;
 const PERIOD_INO: usize = 16;
 const PERIOD_START: usize = 17;
 const PERIOD_SINCE: usize = 18;
+/// What is known of the timestamped archives (see `rotation::Ledger`); `LEDGER_VALID` is 0
+/// until a rotation has listed them.
+const LEDGER_VALID: usize = 19;
+const LEDGER_COUNT: usize = 20;
+const LEDGER_BYTES: usize = 21;
+const LEDGER_OLDEST: usize = 22;
 
 /// What the first bytes of an existing lock file say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +208,25 @@ impl Page {
         self.word(PERIOD_SINCE).store(since as u64, Release);
         self.word(PERIOD_DEV).store(file.dev, Release);
         self.word(PERIOD_INO).store(file.ino, Release);
+    }
+
+    /// What the last rotation recorded about the archives; call only while holding the
+    /// lock.
+    pub(crate) fn ledger(&self) -> Option<Ledger> {
+        (self.word(LEDGER_VALID).load(Acquire) == 1).then(|| Ledger {
+            count: self.word(LEDGER_COUNT).load(Acquire),
+            bytes: self.word(LEDGER_BYTES).load(Acquire),
+            oldest: self.word(LEDGER_OLDEST).load(Acquire) as i64,
+        })
+    }
+
+    /// Records what is known of the archives; call only while holding the lock.
+    pub(crate) fn set_ledger(&self, ledger: Ledger) {
+        self.word(LEDGER_COUNT).store(ledger.count, Release);
+        self.word(LEDGER_BYTES).store(ledger.bytes, Release);
+        self.word(LEDGER_OLDEST)
+            .store(ledger.oldest as u64, Release);
+        self.word(LEDGER_VALID).store(1, Release);
     }
 
     /// Counts a thread that starts waiting for the lock.

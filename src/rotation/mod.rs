@@ -12,7 +12,7 @@ mod timestamped;
 
 pub use period::Period;
 pub(crate) use period::{Schedule, unix_now, unix_seconds};
-pub(crate) use retention::Limits;
+pub(crate) use retention::{Ledger, Limits};
 
 /// How archives are named; see [`Builder::naming`](crate::Builder::naming).
 ///
@@ -51,8 +51,9 @@ pub(crate) fn fits(current_len: u64, incoming: usize, max_bytes: u64) -> bool {
 /// What a rotation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rotated {
-    /// The live file became the newest archive.
-    Yes,
+    /// The live file became the newest archive; for timestamped names, what the page
+    /// should now record about the archives.
+    Yes { ledger: Option<Ledger> },
     /// The path no longer names the file `live` (an operator moved or deleted it, or put
     /// something else there): nothing was touched, and the caller reopens the path.
     PathMoved,
@@ -85,27 +86,22 @@ pub(crate) fn rotate(
     policy: Policy,
     stamp: i64,
     now: i64,
+    ledger: Option<Ledger>,
 ) -> io::Result<Rotated> {
-    match log.dir.entry(log.name)? {
+    let archived = match log.dir.entry(log.name)? {
         // A symbolic link swapped in at the path is never renamed into an archive.
-        Some(entry) if entry.kind == Kind::File && entry.id == live => {}
+        Some(entry) if entry.kind == Kind::File && entry.id == live => entry.len,
         _ => return Ok(Rotated::PathMoved),
-    }
-    let renamed = match policy.naming {
-        Naming::Numbered => numbered::rotate(log, policy.limits, now),
-        Naming::Timestamped => timestamped::rotate(log, stamp).map(drop),
     };
-    renamed.map_err(|e| explain(log, e))?;
-    Ok(Rotated::Yes)
-}
-
-/// Deletes the timestamped archives the limits do not keep (numbered ones were dealt
-/// with by the rotation); one directory listing.
-pub(crate) fn retain(log: LogName<'_>, policy: Policy, now: i64) -> io::Result<()> {
-    match policy.naming {
-        Naming::Numbered => Ok(()),
-        Naming::Timestamped => retention::apply(log, policy.limits, now),
-    }
+    let rotated = match policy.naming {
+        Naming::Numbered => numbered::rotate(log, policy.limits, now).map(|()| None),
+        Naming::Timestamped => timestamped::rotate(log, stamp).and_then(|_| {
+            retention::after_rotation(log, ledger, archived, stamp, policy.limits, now).map(Some)
+        }),
+    };
+    rotated
+        .map(|ledger| Rotated::Yes { ledger })
+        .map_err(|e| explain(log, e))
 }
 
 /// Adds to a permission error what rotation needs of the directory.

@@ -52,8 +52,8 @@ pub(crate) fn how_many_to_delete(archives: &[Kept], limits: Limits, now: i64) ->
 }
 
 /// The timestamped archives of `log`, oldest first, a plain file and its compressed copy
-/// counting as one.
-pub(crate) fn timestamped_archives(log: LogName<'_>) -> io::Result<Vec<Kept>> {
+/// counting as one; their sizes only `with_sizes` (one `stat` each).
+pub(crate) fn timestamped_archives(log: LogName<'_>, with_sizes: bool) -> io::Result<Vec<Kept>> {
     let mut kept: Vec<Kept> = Vec::new();
     let mut last: Option<(i64, u32)> = None;
     for Archive {
@@ -63,7 +63,10 @@ pub(crate) fn timestamped_archives(log: LogName<'_>) -> io::Result<Vec<Kept>> {
         ..
     } in timestamped::list(log)?
     {
-        let bytes = log.dir.entry(&name)?.map_or(0, |entry| entry.len);
+        let bytes = match with_sizes {
+            true => log.dir.entry(&name)?.map_or(0, |entry| entry.len),
+            false => 0,
+        };
         match kept.last_mut() {
             Some(same) if last == Some((time, counter)) => {
                 same.names.push(name);
@@ -80,11 +83,67 @@ pub(crate) fn timestamped_archives(log: LogName<'_>) -> io::Result<Vec<Kept>> {
     Ok(kept)
 }
 
-/// Deletes the oldest timestamped archives beyond `limits`. Another process may be doing
-/// the same at once: a name already gone is no error.
-pub(crate) fn apply(log: LogName<'_>, limits: Limits, now: i64) -> io::Result<()> {
-    let archives = timestamped_archives(log)?;
-    let doomed = how_many_to_delete(&archives, limits, now);
+/// What the lock file's page records about the timestamped archives, so that a rotation
+/// lists the directory only when a limit may be exceeded: how many there are, how many
+/// bytes they take (when `max_total_bytes` is set), and when the oldest was rotated
+/// (`i64::MAX` when there is none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ledger {
+    pub(crate) count: u64,
+    pub(crate) bytes: u64,
+    pub(crate) oldest: i64,
+}
+
+/// A limit of `n` deletes down to `n - n/16` once it is exceeded: so with many archives a
+/// rotation lists the directory once every `n/16` rotations, not at every one.
+fn with_slack(limits: Limits) -> Limits {
+    Limits {
+        max_files: limits.max_files - limits.max_files / 16,
+        max_age: limits.max_age,
+        max_total_bytes: limits.max_total_bytes.map(|bytes| bytes - bytes / 16),
+    }
+}
+
+/// Whether, by the ledger, a limit may be exceeded.
+fn may_exceed(ledger: Ledger, limits: Limits, now: i64) -> bool {
+    ledger.count > limits.max_files as u64
+        || limits
+            .max_total_bytes
+            .is_some_and(|bytes| ledger.bytes > bytes)
+        || limits.max_age.is_some_and(|age| {
+            ledger.oldest < now.saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX))
+        })
+}
+
+/// Accounts for an archive of `archived` bytes rotated at `stamp`, and, when a limit may
+/// be exceeded (or nothing is known yet), lists the archives and deletes the oldest ones
+/// the limits do not keep. Returns the ledger for the page. Another process may delete at
+/// the same time: a name already gone is no error.
+pub(crate) fn after_rotation(
+    log: LogName<'_>,
+    ledger: Option<Ledger>,
+    archived: u64,
+    stamp: i64,
+    limits: Limits,
+    now: i64,
+) -> io::Result<Ledger> {
+    if let Some(ledger) = ledger {
+        let ledger = Ledger {
+            count: ledger.count + 1,
+            bytes: ledger.bytes.saturating_add(archived),
+            oldest: ledger.oldest.min(stamp),
+        };
+        if !may_exceed(ledger, limits, now) {
+            return Ok(ledger);
+        }
+    }
+    let with_sizes = limits.max_total_bytes.is_some();
+    let archives = timestamped_archives(log, with_sizes)?;
+    let doomed = match ledger {
+        // Nothing was known: just the limits, with no slack to spend.
+        None => how_many_to_delete(&archives, limits, now),
+        Some(_) => how_many_to_delete(&archives, with_slack(limits), now),
+    };
     for archive in &archives[..doomed] {
         for name in &archive.names {
             match log.dir.remove(name) {
@@ -93,7 +152,12 @@ pub(crate) fn apply(log: LogName<'_>, limits: Limits, now: i64) -> io::Result<()
             }
         }
     }
-    Ok(())
+    let kept = &archives[doomed..];
+    Ok(Ledger {
+        count: kept.len() as u64,
+        bytes: kept.iter().map(|archive| archive.bytes).sum(),
+        oldest: kept.first().map_or(i64::MAX, |archive| archive.time),
+    })
 }
 
 #[cfg(test)]
@@ -144,6 +208,48 @@ mod tests {
             0
         );
         assert_eq!(how_many_to_delete(&list, limits(10, None, Some(5)), 500), 4);
+    }
+
+    #[test]
+    fn slack_lets_many_rotations_pass_between_listings() {
+        let limits = limits(500, None, Some(1600));
+        let slack = with_slack(limits);
+        assert_eq!((slack.max_files, slack.max_total_bytes), (469, Some(1500)));
+        // Small limits are exact.
+        assert_eq!(with_slack(self::limits(5, None, None)).max_files, 5);
+        let ledger = Ledger {
+            count: 469,
+            bytes: 1500,
+            oldest: 100,
+        };
+        assert!(!may_exceed(ledger, limits, 1000));
+        assert!(may_exceed(
+            Ledger {
+                count: 501,
+                ..ledger
+            },
+            limits,
+            1000
+        ));
+        assert!(may_exceed(
+            Ledger {
+                bytes: 1601,
+                ..ledger
+            },
+            limits,
+            1000
+        ));
+        let aged = self::limits(500, Some(500), None);
+        assert!(!may_exceed(ledger, aged, 600));
+        assert!(may_exceed(ledger, aged, 601));
+        assert!(!may_exceed(
+            Ledger {
+                oldest: i64::MAX,
+                ..ledger
+            },
+            aged,
+            601
+        ));
     }
 
     #[test]
