@@ -6,7 +6,9 @@
 //! `max_files`, and that every rotation happened exactly when the next event would not fit.
 //!
 //! Opt-in, for the rotation policy: timestamped archive names (`timestamped`), time
-//! rotation (`period` and the checks that go with it). Gzipped archives (`app.log.3.gz`,
+//! rotation (`period` and the checks that go with it), each writer's records in order along
+//! the chain (`check_record_order`, on by default with timestamped names, which must sort
+//! by age). Gzipped archives (`app.log.3.gz`,
 //! `app.log.<stamp>.gz`) are always read, and checked by their uncompressed content.
 //!
 //! Std and `flate2` only: the examples include this file by path.
@@ -85,7 +87,8 @@ pub struct Report {
     pub archives: usize,
     /// Archives that exist as a `.gz`.
     pub compressed: usize,
-    /// Distinct rotation periods among the files (with `period`; otherwise 0).
+    /// Distinct rotation periods among the files (with `period`; otherwise 0). A lower
+    /// bound when `max_write_delay` leaves a file's period open.
     pub periods: usize,
     pub lines_verified: u64,
     pub bytes_total: u64,
