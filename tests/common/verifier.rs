@@ -4,12 +4,33 @@
 //! appears exactly once, that no line is torn or garbled, that every file is within
 //! `max_bytes` (unless it holds one oversized event alone), that nothing exists beyond
 //! `max_files`, and that every rotation happened exactly when the next event would not fit.
+//!
+//! Opt-in, for the rotation policy: timestamped archive names (`timestamped`), time
+//! rotation (`period` and the checks that go with it), each writer's records in order along
+//! the chain (`check_record_order`, on by default with timestamped names, which must sort
+//! by age). Gzipped archives (`app.log.3.gz`,
+//! `app.log.<stamp>.gz`) are always read, and checked by their uncompressed content.
+//!
+//! Std and `flate2` only: the examples include this file by path.
 
-use std::collections::{BTreeMap, HashMap};
+// By path, so that they resolve the same from `tests/common/mod.rs` and from an example
+// that includes this file with `#[path]`.
+#[path = "verifier/chain.rs"]
+mod chain;
+#[path = "verifier/period.rs"]
+mod period;
+#[path = "verifier/records.rs"]
+mod records;
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::workload::{WriterId, payload};
+use chain::ChainFile;
+use period::{FileTimes, Period, Span};
+use records::{Scan, Tally};
 
 /// How many records of one writer to expect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,22 +58,38 @@ pub struct Verifier {
     extra_files: Vec<PathBuf>,
     check_rotation_points: bool,
     allow_gaps: bool,
+    timestamped: bool,
+    /// `None`: on exactly when the names are timestamped and rotation points are checked.
+    check_record_order: Option<bool>,
+    period: Option<Period>,
+    max_write_delay: Duration,
+    one_archive_per_period: bool,
+    stamps_match_periods: bool,
 }
 
 /// One file that was read.
 #[derive(Debug, Clone)]
 pub struct FileSummary {
+    /// The plain file, or the `.gz` when there is no plain one.
     pub path: PathBuf,
+    /// Uncompressed.
     pub bytes: u64,
     pub lines: u64,
+    /// The archive exists as a `.gz` (alone or beside its plain form).
+    pub compressed: bool,
 }
 
 /// What the verifier found.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub files: Vec<FileSummary>,
-    /// Rotated files (`app.log.N`) found.
+    /// Rotated files (`app.log.N`, or timestamped) found; a plain and `.gz` pair is one.
     pub archives: usize,
+    /// Archives that exist as a `.gz`.
+    pub compressed: usize,
+    /// Distinct rotation periods among the files (with `period`; otherwise 0). A lower
+    /// bound when `max_write_delay` leaves a file's period open.
+    pub periods: usize,
     pub lines_verified: u64,
     pub bytes_total: u64,
     pub lost: u64,
@@ -63,6 +100,8 @@ pub struct Report {
     pub unexpected: u64,
     /// Files larger than `max_bytes` that hold more than one line.
     pub oversized: u64,
+    /// Records of one writer found after a later record of that writer, in chain order.
+    pub out_of_order: u64,
     pub largest_file: u64,
     pub longest_line: u64,
     /// Every problem, described; the ones above are counted, these explain them.
@@ -97,6 +136,13 @@ impl fmt::Display for Report {
             self.largest_file,
             self.longest_line
         )?;
+        if self.compressed + self.periods > 0 || self.out_of_order > 0 {
+            writeln!(
+                f,
+                "compressed archives {}, periods {}, out of order {}",
+                self.compressed, self.periods, self.out_of_order
+            )?;
+        }
         const SHOWN: usize = 20;
         for problem in self.problems.iter().take(SHOWN) {
             writeln!(f, "  - {problem}")?;
@@ -118,6 +164,12 @@ impl Verifier {
             extra_files: Vec::new(),
             check_rotation_points: true,
             allow_gaps: false,
+            timestamped: false,
+            check_record_order: None,
+            period: None,
+            max_write_delay: Duration::ZERO,
+            one_archive_per_period: false,
+            stamps_match_periods: false,
         }
     }
 
@@ -159,283 +211,177 @@ impl Verifier {
         self
     }
 
+    /// Reads the archives by timestamped names (`app.log.2026-11-27T14-00-00Z`, then
+    /// `.K` for a second rotation in the same second, then `.gz`), oldest first by stamp
+    /// and counter, instead of `app.log.N`. Gaps mean nothing there; `max_files` bounds
+    /// their count.
+    pub fn timestamped(mut self, timestamped: bool) -> Self {
+        self.timestamped = timestamped;
+        self
+    }
+
+    /// Whether each writer's records must appear in order along the chain (oldest file
+    /// first), which shows the files are in the order their names say. By default, on
+    /// with `timestamped` names while rotation points are checked.
+    pub fn check_record_order(mut self, check: bool) -> Self {
+        self.check_record_order = Some(check);
+        self
+    }
+
+    /// Time rotation every `length`, with boundaries at the multiples of `length` since
+    /// the epoch in local time at `utc_offset_seconds` (86 400 s: local midnight; exactly
+    /// 7 days: Monday 00:00). Checks that each file's lines are of one period, that the
+    /// periods never go back along the chain, and that a rotation the size does not
+    /// explain starts a later period. `Report::periods` counts the periods.
+    pub fn period(mut self, length: Duration, utc_offset_seconds: i32) -> Self {
+        self.period = Some(Period::new(length, utc_offset_seconds));
+        self
+    }
+
+    /// How long a line may wait between being stamped by the fmt layer and being
+    /// written (the lock wait, a non-blocking queue): a line stamped up to this long
+    /// before its file's period began still belongs there. Zero by default.
+    pub fn max_write_delay(mut self, delay: Duration) -> Self {
+        self.max_write_delay = delay;
+        self
+    }
+
+    /// With `period`: no two files (archives and live file) hold lines of one period, as
+    /// with time rotation alone.
+    pub fn one_archive_per_period(mut self, one: bool) -> Self {
+        self.one_archive_per_period = one;
+        self
+    }
+
+    /// With `timestamped` and `period`: an archive that was rotated at a boundary (not
+    /// because the next event did not fit) is stamped with the start of its period.
+    pub fn stamps_match_periods(mut self, check: bool) -> Self {
+        self.stamps_match_periods = check;
+        self
+    }
+
     pub fn verify(&self) -> Report {
         let mut report = Report::default();
-        let chain = self.rotation_chain(&mut report);
-        let mut seen: HashMap<WriterId, BTreeMap<u64, u32>> = HashMap::new();
-        // First line length of each file in the chain, to check the rotation points.
-        let mut first_lines = Vec::with_capacity(chain.len());
-        let mut files = Vec::with_capacity(chain.len());
-
-        for path in chain.iter().chain(&self.extra_files) {
-            let bytes = match std::fs::read(path) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    report
-                        .problems
-                        .push(format!("cannot read {}: {e}", path.display()));
-                    continue;
+        let chain = chain::find(&self.log, self.timestamped);
+        chain::check_names(&chain, self.max_files, self.allow_gaps, &mut report);
+        let mut tally = Tally::default();
+        let check_order = self
+            .check_record_order
+            .unwrap_or(self.timestamped && self.check_rotation_points);
+        // Aligned with `chain`: `None` for a file that could not be read.
+        let scans: Vec<Option<Scan>> = chain
+            .iter()
+            .enumerate()
+            .map(|(index, file)| {
+                let bytes = file.read(&mut report)?;
+                let order = check_order.then_some(index);
+                let mut scan = self.check_file(file.path(), &bytes, order, &mut tally, &mut report);
+                scan.summary.compressed = file.gz.is_some();
+                Some(scan)
+            })
+            .collect();
+        let mut extra = Vec::with_capacity(self.extra_files.len());
+        for path in &self.extra_files {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    extra.push(self.check_file(path, &bytes, None, &mut tally, &mut report));
                 }
-            };
-            let summary = self.check_file(path, &bytes, &mut seen, &mut report);
-            first_lines.push(bytes.iter().position(|&b| b == b'\n').map(|i| i as u64 + 1));
-            files.push(summary);
+                Err(e) => report
+                    .problems
+                    .push(format!("cannot read {}: {e}", path.display())),
+            }
         }
 
-        if self.check_rotation_points {
-            self.check_rotations(&chain, &files, &first_lines, &mut report);
+        if check_order {
+            self.check_order(&chain, &tally, &mut report);
         }
-        report.files = files;
-        self.check_records(&seen, &mut report);
+        let spans = self
+            .period
+            .map(|period| self.check_periods(period, &chain, &scans, &mut report));
+        if self.check_rotation_points {
+            self.check_rotations(&scans, spans.as_deref(), &mut report);
+        }
+        report.files = scans
+            .into_iter()
+            .flatten()
+            .chain(extra)
+            .map(|scan| scan.summary)
+            .collect();
+        self.check_records(&tally, &mut report);
         report
     }
 
-    /// The live file and its archives, oldest first; flags archives beyond `max_files`
-    /// and gaps in the numbering.
-    fn rotation_chain(&self, report: &mut Report) -> Vec<PathBuf> {
-        let dir = self.log.parent().expect("log path has a parent");
-        let base = self.log.file_name().expect("log path has a file name");
-        let prefix = format!("{}.", base.to_string_lossy());
-        let mut indices = Vec::new();
-        for entry in std::fs::read_dir(dir).expect("cannot list log directory") {
-            let name = entry.expect("cannot list log directory").file_name();
-            let name = name.to_string_lossy();
-            if let Some(index) = name
-                .strip_prefix(&prefix)
-                .and_then(|s| s.parse::<usize>().ok())
-            {
-                indices.push(index);
-            }
-        }
-        indices.sort_unstable();
-        for (expected, &index) in (1..).zip(&indices) {
-            if index != expected && !self.allow_gaps {
-                report.problems.push(format!(
-                    "rotated files are not numbered 1..: found {indices:?}"
-                ));
-                break;
-            }
-        }
-        if let Some(&beyond) = indices.iter().find(|&&i| i > self.max_files) {
-            report.problems.push(format!(
-                "{prefix}{beyond} exists beyond max_files = {}",
-                self.max_files
-            ));
-        }
-        report.archives = indices.len();
-        let mut chain: Vec<PathBuf> = indices
-            .iter()
-            .rev()
-            .map(|i| dir.join(format!("{prefix}{i}")))
-            .collect();
-        if self.log.exists() {
-            chain.push(self.log.clone());
-        }
-        chain
-    }
-
-    fn check_file(
+    /// The time checks of `period` (see there). Returns each chain file's span of periods.
+    fn check_periods(
         &self,
-        path: &Path,
-        bytes: &[u8],
-        seen: &mut HashMap<WriterId, BTreeMap<u64, u32>>,
+        period: Period,
+        chain: &[ChainFile],
+        scans: &[Option<Scan>],
         report: &mut Report,
-    ) -> FileSummary {
-        let len = bytes.len() as u64;
-        report.bytes_total += len;
-        report.largest_file = report.largest_file.max(len);
-        let mut lines = 0;
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let (line, next) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => (&rest[..i], &rest[i + 1..]),
-                None => {
-                    report.torn += 1;
-                    report.problems.push(format!(
-                        "{} ends in a partial line: {:?}",
-                        path.display(),
-                        String::from_utf8_lossy(rest)
-                    ));
-                    break;
-                }
-            };
-            rest = next;
-            lines += 1;
-            report.longest_line = report.longest_line.max(line.len() as u64 + 1);
-            match parse_line(line) {
-                Some((writer, seq)) => {
-                    report.lines_verified += 1;
-                    *seen.entry(writer).or_default().entry(seq).or_default() += 1;
-                }
-                None => {
-                    report.torn += 1;
-                    report.problems.push(format!(
-                        "torn or garbled line in {}: {:?}",
-                        path.display(),
-                        String::from_utf8_lossy(line)
-                    ));
-                }
-            }
-        }
-        if len > self.max_bytes && lines > 1 {
-            report.oversized += 1;
-            report.problems.push(format!(
-                "{} holds {len} bytes in {lines} lines, over max_bytes = {}",
-                path.display(),
-                self.max_bytes
-            ));
-        }
-        FileSummary {
-            path: path.to_path_buf(),
-            bytes: len,
-            lines,
-        }
+    ) -> Vec<Option<Span>> {
+        let rules = period::Rules {
+            period,
+            max_write_delay: self.max_write_delay.as_nanos() as i128,
+            one_file_per_period: self.one_archive_per_period,
+            stamps_match_periods: self.stamps_match_periods,
+        };
+        let files: Vec<FileTimes> = chain
+            .iter()
+            .enumerate()
+            .map(|(i, file)| FileTimes {
+                path: file.path(),
+                stamp: file.stamp(),
+                lines: scans[i].as_ref().and_then(|scan| scan.times),
+                rotated_at_boundary: match (&scans[i], scans.get(i + 1)) {
+                    (Some(scan), Some(Some(next))) => next
+                        .first_line
+                        .is_some_and(|line| scan.summary.bytes + line <= self.max_bytes),
+                    _ => false,
+                },
+            })
+            .collect();
+        period::check(&rules, &files, report)
     }
 
     /// An archive was rotated because the next event, the first line of the next newer
     /// file, would not fit: `size + that line > max_bytes`. A process that rotated on a
-    /// stale size, or rotated twice, leaves an archive that fails this.
+    /// stale size, or rotated twice, leaves an archive that fails this. With `period`, a
+    /// rotation may also start a later period.
     fn check_rotations(
         &self,
-        chain: &[PathBuf],
-        files: &[FileSummary],
-        first_lines: &[Option<u64>],
+        scans: &[Option<Scan>],
+        spans: Option<&[Option<Span>]>,
         report: &mut Report,
     ) {
-        for i in 0..chain.len().saturating_sub(1) {
-            let (archive, next) = (&files[i], first_lines[i + 1]);
-            let Some(next_line) = next else {
+        for i in 0..scans.len().saturating_sub(1) {
+            let (Some(archive), Some(next)) = (&scans[i], &scans[i + 1]) else {
+                continue;
+            };
+            let archive = &archive.summary;
+            let Some(next_line) = next.first_line else {
                 report.problems.push(format!(
                     "{} was rotated but the next file {} has no complete line",
                     archive.path.display(),
-                    files[i + 1].path.display()
+                    next.summary.path.display()
                 ));
                 continue;
             };
-            if archive.bytes + next_line <= self.max_bytes {
-                report.problems.push(format!(
-                    "{} was rotated at {} bytes although the next event ({next_line} bytes) fitted under max_bytes = {}",
-                    archive.path.display(),
-                    archive.bytes,
-                    self.max_bytes
-                ));
-            }
-        }
-    }
-
-    fn check_records(&self, seen: &HashMap<WriterId, BTreeMap<u64, u32>>, report: &mut Report) {
-        for (writer, seqs) in seen {
-            let Some(expect) = self.expected.get(writer) else {
-                report.unexpected += seqs.len() as u64;
-                report.problems.push(format!(
-                    "{} records from unexpected writer {writer:?}",
-                    seqs.len()
-                ));
+            if archive.bytes + next_line > self.max_bytes {
                 continue;
-            };
-            for (&seq, &count) in seqs {
-                if count > 1 {
-                    report.duplicated += u64::from(count - 1);
-                    report
-                        .problems
-                        .push(format!("{writer:?} seq {seq} appears {count} times"));
-                }
-                let limit = match *expect {
-                    Expect::Exactly(n)
-                    | Expect::Resumed { attempted: n }
-                    | Expect::Newest { total: n } => Some(n),
-                    Expect::Prefix { .. } => None,
-                };
-                if let Some(n) = limit
-                    && seq >= n
-                {
-                    report.unexpected += 1;
-                    report
-                        .problems
-                        .push(format!("{writer:?} seq {seq} is beyond the {n} expected"));
-                }
             }
-        }
-        for (writer, expect) in &self.expected {
-            let empty = BTreeMap::new();
-            let seqs = seen.get(writer).unwrap_or(&empty);
-            let expected_from = match *expect {
-                Expect::Newest { total } => seqs.keys().next().copied().unwrap_or(total),
-                _ => 0,
+            let same_period = match spans {
+                None => "",
+                Some(spans) => match (spans[i], spans[i + 1]) {
+                    (Some(this), Some(next)) if this.may_precede(next) => continue,
+                    _ => " and the next file starts no later period",
+                },
             };
-            let expected_len = match *expect {
-                Expect::Exactly(n) | Expect::Newest { total: n } => n,
-                Expect::Resumed { attempted } => {
-                    if attempted == 0 || !seqs.contains_key(&(attempted - 1)) {
-                        report.lost += 1;
-                        report.problems.push(format!(
-                            "{writer:?} never resumed: its last record {} is missing",
-                            attempted.saturating_sub(1)
-                        ));
-                    }
-                    continue;
-                }
-                // A killed writer may have lost only the event it was writing: everything
-                // up to the highest sequence present must be there, and at least what it
-                // had acknowledged.
-                Expect::Prefix { acknowledged } => seqs
-                    .keys()
-                    .next_back()
-                    .map_or(0, |&max| max + 1)
-                    .max(acknowledged),
-            };
-            let missing: Vec<u64> = (expected_from..expected_len)
-                .filter(|s| !seqs.contains_key(s))
-                .collect();
-            if !missing.is_empty() {
-                report.lost += missing.len() as u64;
-                report.problems.push(format!(
-                    "{writer:?} lost {} of {expected_len} records, first {:?}",
-                    missing.len(),
-                    &missing[..missing.len().min(5)]
-                ));
-            }
+            report.problems.push(format!(
+                "{} was rotated at {} bytes although the next event ({next_line} bytes) fitted under max_bytes = {}{same_period}",
+                archive.path.display(),
+                archive.bytes,
+                self.max_bytes
+            ));
         }
     }
-}
-
-/// Parses one line holding exactly one intact record after the fmt layer's prefix.
-fn parse_line(line: &[u8]) -> Option<(WriterId, u64)> {
-    let line = std::str::from_utf8(line).ok()?;
-    let start = line.find("REC ")?;
-    let (prefix, record) = line.split_at(start);
-    if !is_fmt_prefix(prefix) {
-        return None;
-    }
-    let body = record.strip_prefix("REC ")?.strip_suffix(" END")?;
-    let mut fields = body.split(' ');
-    let mut field = |name: &str| fields.next()?.strip_prefix(name);
-    let process = field("p=")?.parse().ok()?;
-    let thread = field("t=")?.parse().ok()?;
-    let seq = field("s=")?.parse().ok()?;
-    let x = field("x=")?;
-    if fields.next().is_some() {
-        return None;
-    }
-    let writer = WriterId { process, thread };
-    (x == payload(writer, seq)).then_some((writer, seq))
-}
-
-/// `2026-11-26T15:00:00.123456Z  INFO workload: `, as the fmt layer writes it.
-fn is_fmt_prefix(prefix: &str) -> bool {
-    let Some((timestamp, rest)) = prefix.split_once(' ') else {
-        return false;
-    };
-    let timestamp_ok = timestamp.len() >= 20
-        && timestamp.ends_with('Z')
-        && timestamp.as_bytes()[4] == b'-'
-        && timestamp.as_bytes()[10] == b'T'
-        && timestamp
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b"-:T.Z".contains(&b));
-    let level_and_target = rest.trim_start();
-    timestamp_ok
-        && ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-            .iter()
-            .any(|level| level_and_target == format!("{level} workload: "))
 }
