@@ -135,6 +135,8 @@ impl NonBlockingBuilder {
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
             room: Condvar::new(),
+            flushed: Condvar::new(),
+            worker_thread: std::sync::OnceLock::new(),
             max_queued_bytes: self.max_queued_bytes.max(1),
             max_batch_bytes: self.max_batch_bytes.max(1),
             lossy: self.lossy,
@@ -301,10 +303,42 @@ impl io::Write for NonBlocking {
         }
     }
 
-    /// Queued events are written by the background thread; dropping the
-    /// [`WorkerGuard`] is what waits for them.
+    /// Returns once every event queued before the call is written; see
+    /// [`WorkerGuard::flush`].
     fn flush(&mut self) -> io::Result<()> {
+        self.shared.flush();
         Ok(())
+    }
+}
+
+impl WorkerGuard {
+    /// Returns once every event queued before the call has been written (or dropped after
+    /// a failure: counted and reported), leaving the background thread running.
+    ///
+    /// Call it before `std::process::exit`, which skips destructors and so the guard's
+    /// drop, and in a signal-driven shutdown before the process ends. With a
+    /// [`lock_timeout`](crate::Builder::lock_timeout), it returns within about that while
+    /// another process holds the lock; without one, it waits as long as the lock is held.
+    /// In a forked child, whose writer writes synchronously, it returns at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tracing_shared_file::SharedFile;
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = SharedFile::builder(dir.path().join("app.log")).build()?;
+    /// let (writer, guard) = log.non_blocking();
+    /// let subscriber = tracing_subscriber::registry().with(writer.layer());
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("about to exit"));
+    /// guard.flush();
+    /// assert!(std::fs::read_to_string(log.path())?.contains("about to exit"));
+    /// // std::process::exit(0) would lose nothing now.
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&self) {
+        self.shared.flush();
     }
 }
 

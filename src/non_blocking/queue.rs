@@ -22,6 +22,10 @@ pub(super) struct Shared {
     pub(super) work: Condvar,
     /// Wakes producers waiting for room.
     pub(super) room: Condvar,
+    /// Wakes callers of `flush`: the background thread finished a batch.
+    pub(super) flushed: Condvar,
+    /// The background thread, which must never wait for itself in `flush`.
+    pub(super) worker_thread: std::sync::OnceLock<std::thread::ThreadId>,
     pub(super) max_queued_bytes: usize,
     pub(super) max_batch_bytes: usize,
     pub(super) lossy: bool,
@@ -59,6 +63,10 @@ pub(super) struct Queue {
     producers_waiting: usize,
     /// No background thread will take more events: write synchronously instead.
     pub(super) closed: bool,
+    /// Events ever queued, and events the background thread has finished with (written,
+    /// or dropped after a failure): `flush` waits for the second to catch up.
+    queued_total: u64,
+    finished_total: u64,
 }
 
 impl Queue {
@@ -112,6 +120,7 @@ impl Shared {
         queue.bytes.extend_from_slice(event);
         let end = queue.bytes.len();
         queue.ends.push(end);
+        queue.queued_total += 1;
         // Waking the thread is a system call: do it only when it would otherwise sleep on
         // with events waiting, not for every event.
         let wake = queue.worker_idle || queue.worker_lingering && end >= self.max_batch_bytes;
@@ -123,13 +132,39 @@ impl Shared {
         Ok(())
     }
 
+    /// Returns once every event queued before the call is written (or dropped after a
+    /// failure, counted and reported). At once in a forked child, which writes
+    /// synchronously, and on the background thread itself (an `on_error` hook that
+    /// flushes would otherwise wait for itself).
+    pub(super) fn flush(&self) {
+        if fork::generation() != self.fork_generation
+            || self.worker_thread.get() == Some(&std::thread::current().id())
+        {
+            return;
+        }
+        let mut queue = self.lock_queue();
+        let target = queue.queued_total;
+        // Whatever the background thread is waiting for, these events go now.
+        queue.worker_idle = false;
+        queue.worker_lingering = false;
+        self.work.notify_one();
+        while queue.finished_total < target && !queue.closed {
+            queue = self
+                .flushed
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
     pub(super) fn run_worker(&self) {
-        // Whatever ends this thread, producers must stop waiting for it.
+        let _ = self.worker_thread.set(std::thread::current().id());
+        // Whatever ends this thread, producers and flushes must stop waiting for it.
         struct CloseOnExit<'a>(&'a Shared);
         impl Drop for CloseOnExit<'_> {
             fn drop(&mut self) {
                 self.0.lock_queue().closed = true;
                 self.0.room.notify_all();
+                self.0.flushed.notify_all();
             }
         }
         let _close = CloseOnExit(self);
@@ -167,8 +202,11 @@ impl Shared {
                 }
             }
             self.write_batches(&batch, &ends);
+            let finished = ends.len() as u64;
             batch.clear();
             ends.clear();
+            self.lock_queue().finished_total += finished;
+            self.flushed.notify_all();
             // One oversized event must not keep its memory for good: these buffers swap
             // with the queue, so each stays near the bound.
             if batch.capacity() > self.max_queued_bytes {
