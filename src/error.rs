@@ -69,30 +69,6 @@ pub enum ErrorKind {
     OpenLogFile,
 }
 
-impl ErrorKind {
-    fn describe(self) -> &'static str {
-        match self {
-            ErrorKind::ZeroMaxBytes => "max_bytes must be greater than 0 for log file",
-            ErrorKind::ZeroMaxFiles => "max_files must be greater than 0 for log file",
-            ErrorKind::InvalidPeriod => {
-                "rotate_every needs a period of whole seconds, at least one, for log file"
-            }
-            ErrorKind::CompressionNeedsTimestamps => {
-                "compress(true) needs naming(Naming::Timestamped) for log file"
-            }
-            ErrorKind::InvalidFileMode => {
-                "file_mode must give the owner read and write, and no bits beyond 0o777, for log file"
-            }
-            ErrorKind::NoFileName => "log path has no file name",
-            ErrorKind::IsDirectory => "log path is a directory, not a file",
-            ErrorKind::CreateDirectory => "cannot create the directory for log file",
-            ErrorKind::OpenLockFile => "cannot open lock file",
-            ErrorKind::ForeignLockFile => "refusing to use lock file",
-            ErrorKind::OpenLogFile => "cannot open log file",
-        }
-    }
-}
-
 impl Error {
     pub(crate) fn config(kind: ErrorKind, path: &Path) -> Self {
         Error {
@@ -141,13 +117,82 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// The path first, then what is wrong, the cause from the operating system, and what
+    /// would fix it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} `{}`", self.kind.describe(), self.path.display())?;
-        // The cause goes in the message too: most users print only the top-level error.
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+        let path = self.path.display();
+        match self.kind {
+            ErrorKind::NoFileName if self.path.as_os_str().is_empty() => {
+                write!(
+                    f,
+                    "the log path is empty: give the path of a file, such as logs/app.log"
+                )
+            }
+            ErrorKind::NoFileName => write!(
+                f,
+                "log path `{path}` has no file name: give the path of a file, such as logs/app.log"
+            ),
+            ErrorKind::IsDirectory => write!(
+                f,
+                "log path `{path}` is a directory: give the path of a file in it, such as `{}`",
+                self.path.join("app.log").display()
+            ),
+            ErrorKind::ZeroMaxBytes => {
+                write!(f, "log file `{path}`: max_bytes must be greater than 0")
+            }
+            ErrorKind::ZeroMaxFiles => {
+                write!(f, "log file `{path}`: max_files must be greater than 0")
+            }
+            ErrorKind::InvalidFileMode => write!(
+                f,
+                "log file `{path}`: file_mode must give the owner read and write, and no bits beyond 0o777"
+            ),
+            ErrorKind::InvalidPeriod => write!(
+                f,
+                "log file `{path}`: rotate_every needs a period of whole seconds, at least one"
+            ),
+            ErrorKind::CompressionNeedsTimestamps => write!(
+                f,
+                "log file `{path}`: compress(true) needs naming(Naming::Timestamped)"
+            ),
+            ErrorKind::CreateDirectory => {
+                write!(f, "directory `{path}` for the log cannot be created")?;
+                self.cause(f)?;
+                match self.source.as_ref().map(io::Error::kind) {
+                    Some(io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory) => write!(
+                        f,
+                        "; something that is not a directory is in the way: move it, or choose another path"
+                    ),
+                    Some(io::ErrorKind::PermissionDenied) => write!(
+                        f,
+                        "; create the directory beforehand, or let this process's user do it"
+                    ),
+                    _ => Ok(()),
+                }
+            }
+            ErrorKind::OpenLockFile => {
+                write!(f, "lock file `{path}` cannot be opened")?;
+                self.cause(f)
+            }
+            ErrorKind::ForeignLockFile => {
+                write!(f, "lock file `{path}` is not one of this crate's")?;
+                self.cause(f)
+            }
+            ErrorKind::OpenLogFile => {
+                write!(f, "log file `{path}` cannot be opened")?;
+                self.cause(f)
+            }
         }
-        Ok(())
+    }
+}
+
+impl Error {
+    /// The cause goes in the message too: most users print only the top-level error.
+    fn cause(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, ": {source}"),
+            None => Ok(()),
+        }
     }
 }
 

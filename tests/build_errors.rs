@@ -68,7 +68,12 @@ fn a_path_without_a_file_name_is_rejected() {
     ] {
         let err = build(&path).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NoFileName, "for {path:?}");
-        assert_message_names(&err, &path, "has no file name");
+        let cause = if path.as_os_str().is_empty() {
+            "the log path is empty: give the path of a file"
+        } else {
+            "has no file name: give the path of a file"
+        };
+        assert_message_names(&err, &path, cause);
     }
 }
 
@@ -89,7 +94,16 @@ fn a_parent_that_cannot_be_created_is_reported() {
     std::fs::write(&file, "").unwrap();
     let err = build(file.join("logs/app.log")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::CreateDirectory);
-    assert_message_names(&err, &file.join("logs"), "cannot create the directory");
+    assert_message_names(&err, &file.join("logs"), "for the log cannot be created");
+    // The path first, then the cause, then what would fix it.
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("directory `{}`", file.join("logs").display()))
+            && message.ends_with(
+                "something that is not a directory is in the way: move it, or choose another path"
+            ),
+        "{message}"
+    );
     assert!(
         std::error::Error::source(&err).is_some(),
         "carries the io::Error"

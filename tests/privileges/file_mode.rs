@@ -191,8 +191,8 @@ fn a_file_mode_without_owner_read_and_write_or_with_bits_beyond_0o777_is_refused
         assert_eq!(
             error.to_string(),
             format!(
-                "file_mode must give the owner read and write, and no bits beyond 0o777, for \
-                 log file `{}`",
+                "log file `{}`: file_mode must give the owner read and write, and no bits \
+                 beyond 0o777",
                 log.display()
             )
         );

@@ -260,7 +260,7 @@ fn a_user_outside_the_group_is_told_which_file_and_why_when_it_builds() {
     assert_eq!(finished.line("PATH"), lock);
     let message = finished.line("MESSAGE");
     let facts = format!(
-        "cannot open lock file `{lock}`: Permission denied (os error 13); it belongs to uid \
+        "lock file `{lock}` cannot be opened: Permission denied (os error 13); it belongs to uid \
          {creator} and gid {GROUP} with mode 0644: "
     );
     assert!(
