@@ -54,6 +54,7 @@ mod event_writer;
 mod fork;
 mod handle;
 mod layer;
+mod line_format;
 mod lock;
 mod log_dir;
 mod non_blocking;
@@ -68,6 +69,7 @@ pub use builder::{Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_PATH_CH
 pub use error::{Error, ErrorKind};
 pub use event_writer::EventWriter;
 pub use layer::{NonBlockingLayer, SharedFileFormat, SharedFileLayer};
+pub use line_format::LineFormat;
 pub use non_blocking::{
     DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_QUEUED_BYTES, NonBlocking, NonBlockingBuilder, WorkerGuard,
 };

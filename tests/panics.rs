@@ -150,12 +150,13 @@ fn the_ready_made_layer_writes_every_other_line_exactly() {
         .unwrap();
     (&other).write_all(b"from another handle\n").unwrap();
 
+    let pid = std::process::id();
     assert_eq!(
         blanked_lines(&log),
         [
-            "<TS>  INFO app: before",
-            "<TS>  INFO app: after",
-            "from another handle"
+            format!("<TS>  INFO pid={pid} app: before"),
+            format!("<TS>  INFO pid={pid} app: after"),
+            "from another handle".to_string()
         ]
     );
     assert_eq!(log.stats().events_written, 2);
@@ -170,9 +171,13 @@ fn the_non_blocking_layer_writes_every_other_line_exactly() {
     before_boom_after(tracing_subscriber::registry().with(writer.layer()));
     drop(guard);
 
+    let pid = std::process::id();
     assert_eq!(
         blanked_lines(&log),
-        ["<TS>  INFO app: before", "<TS>  INFO app: after"]
+        [
+            format!("<TS>  INFO pid={pid} app: before"),
+            format!("<TS>  INFO pid={pid} app: after")
+        ]
     );
     assert_eq!(log.stats().events_written, 2);
 }

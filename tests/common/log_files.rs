@@ -37,7 +37,12 @@ pub fn archive(log: &Path, index: usize) -> PathBuf {
 pub fn parse_record(line: &str) -> Option<(WriterId, u64)> {
     let start = line.find("REC ")?;
     let (prefix, rest) = line.split_at(start);
-    if !(prefix.ends_with("  INFO workload: ") && prefix.contains('T') && prefix.contains('Z')) {
+    // The ready-made layers add `pid=N ` after the level.
+    let level = match prefix.find(" pid=") {
+        Some(at) => &prefix[..at],
+        None => prefix.strip_suffix(" workload: ")?,
+    };
+    if !(level.ends_with("  INFO") && prefix.ends_with(" workload: ") && prefix.contains('T')) {
         return None;
     }
     let mut fields = rest.split(' ').skip(1);

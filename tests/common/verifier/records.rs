@@ -241,7 +241,8 @@ fn parse_line(line: &[u8]) -> Option<(WriterId, u64)> {
     (x == payload(writer, seq)).then_some((writer, seq))
 }
 
-/// `2026-11-26T15:00:00.123456Z  INFO workload: `, as the fmt layer writes it.
+/// `2026-11-26T15:00:00.123456Z  INFO workload: `, as the fmt layer writes it, or with
+/// `pid=4242 ` after the level, as the ready-made layers do.
 fn is_fmt_prefix(prefix: &str) -> bool {
     let Some((timestamp, rest)) = prefix.split_once(' ') else {
         return false;
@@ -254,8 +255,18 @@ fn is_fmt_prefix(prefix: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_digit() || b"-:T.Z".contains(&b));
     let level_and_target = rest.trim_start();
+    // The ready-made layers show the writing process's id after the level.
+    let (level, target) = level_and_target.split_once(' ').unwrap_or(("", ""));
+    let target = match target.strip_prefix("pid=") {
+        Some(rest) => match rest.split_once(' ') {
+            Some((pid, target)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
+                target
+            }
+            _ => return false,
+        },
+        None => target,
+    };
     timestamp_ok
-        && ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
-            .iter()
-            .any(|level| level_and_target == format!("{level} workload: "))
+        && ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&level)
+        && target == "workload: "
 }
