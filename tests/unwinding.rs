@@ -183,7 +183,10 @@ fn tracing_events_from_drop_during_unwinding_are_written_through_the_layer() {
     assert_eq!(lines.len(), PANICS, "{text}");
     for (i, line) in lines.iter().enumerate() {
         assert!(
-            is_stamped(line, &format!("  INFO app: rolled back {i}")),
+            is_stamped(
+                line,
+                &format!("  INFO pid={} app: rolled back {i}", std::process::id())
+            ),
             "line {i}: {line:?}"
         );
     }
