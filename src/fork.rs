@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError, Weak};
 
 use crate::critical_section::{Inner, State};
 use crate::platform::{self, RawFd};
+use crate::writer::SharedFile;
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
@@ -31,8 +32,13 @@ pub(crate) fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }
 
-/// Makes `inner` known to the fork handlers, installing them on first use.
-pub(crate) fn register(inner: &Arc<Inner>) {
+/// Runs `open`, which opens a lock file and makes the [`SharedFile`] that holds it, with
+/// the fork handlers' registry locked, and makes the result known to the handlers
+/// (installing them on first use). A fork meanwhile waits, so that no child ever
+/// inherits a lock description the handlers do not know of.
+pub(crate) fn registering<E>(
+    open: impl FnOnce() -> Result<SharedFile, E>,
+) -> Result<SharedFile, E> {
     REGISTER.call_once(|| {
         if let Err(error) = platform::register_fork_handlers(prepare, parent, child) {
             // Without the handlers a forked child could share its parent's lock; say so
@@ -41,8 +47,10 @@ pub(crate) fn register(inner: &Arc<Inner>) {
         }
     });
     let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    let file = open()?;
     live.retain(|weak| weak.strong_count() > 0);
-    live.push(Arc::downgrade(inner));
+    live.push(Arc::downgrade(file.inner()));
+    Ok(file)
 }
 
 /// One file's locks held across a fork, and the child's lock description. `guard` is
@@ -52,10 +60,12 @@ struct Held {
     inner: Arc<Inner>,
     /// The descriptor number of the lock file, inherited by the child.
     inherited: RawFd,
-    /// A fresh description of the same lock file for the child, or of `/dev/null` when
-    /// none could be opened (then `fresh_is_lock` is false), or -1.
+    /// A fresh description of the same lock file for the child, or -1 if none could be
+    /// opened (no descriptor left, or no right to open it).
     fresh: RawFd,
-    fresh_is_lock: bool,
+    /// The log handle's descriptor: what the child points the lock file's number at when
+    /// there is no fresh description, so that the number stays taken and holds no lock.
+    stand_in: RawFd,
 }
 
 /// Everything the forking thread holds between `prepare` and `parent`/`child`.
@@ -85,16 +95,14 @@ unsafe extern "C" fn prepare() {
                 std::mem::transmute::<MutexGuard<'_, State>, MutexGuard<'static, State>>(guard)
             };
             let inherited = guard.lock.raw_fd();
-            let (fresh, fresh_is_lock) = match guard.lock.fresh_description() {
-                Some(fd) => (fd, true),
-                None => (platform::open_placeholder(), false),
-            };
+            let fresh = guard.lock.fresh_description().unwrap_or(-1);
+            let stand_in = guard.handle.raw_fd();
             Held {
                 guard: Some(guard),
                 inner,
                 inherited,
                 fresh,
-                fresh_is_lock,
+                stand_in,
             }
         })
         .collect();
@@ -129,17 +137,14 @@ fn release(in_child: bool) {
 fn adopt_fresh_description(file: &Held) {
     // The counters are this process's own from now on.
     file.inner.counters.reset();
-    let replaced = file.fresh >= 0 && platform::replace_descriptor(file.fresh, file.inherited);
-    if replaced && file.fresh_is_lock {
+    if file.fresh >= 0 && platform::replace_descriptor(file.fresh, file.inherited) {
         return;
     }
-    if !replaced {
-        // Nothing could be put in its place (no descriptor was left): close it all the
-        // same, so that this child never keeps its parent's lock alive.
-        platform::close(file.inherited);
-        file.inner.lock_fd_closed.store(true, Ordering::Relaxed);
-    }
-    // Before its first use here, the lock file must be opened again by path.
+    // No fresh description: point the number at the log handle's description instead,
+    // which holds no lock, so that this child never keeps its parent's lock alive (the
+    // number stays taken: the lock file's owner still closes it once). Before its first
+    // use here, the lock file must be opened again.
+    platform::point_at(file.stand_in, file.inherited);
     file.inner.lock_inherited.store(true, Ordering::Relaxed);
 }
 

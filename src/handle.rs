@@ -75,6 +75,11 @@ impl LogHandle {
         })
     }
 
+    /// The descriptor, for the fork handlers.
+    pub(crate) fn raw_fd(&self) -> platform::RawFd {
+        platform::raw_fd(&self.file)
+    }
+
     pub(crate) fn id(&self) -> FileId {
         self.id
     }

@@ -17,20 +17,27 @@ pub(crate) struct LogDir {
     /// The directory's real path, as `build()` resolved it.
     path: PathBuf,
     dir: Arc<Dir>,
+    /// The `file_mode` a directory this crate creates takes after (see [`create_dirs`]).
+    file_mode: Option<u32>,
 }
 
 impl LogDir {
     /// Opens the directory at `path` (a resolved path, without symbolic links), creating
     /// it first if it is missing.
-    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+    pub(crate) fn open(path: &Path, file_mode: Option<u32>) -> io::Result<Self> {
         Ok(LogDir {
             path: path.to_path_buf(),
-            dir: Arc::new(open_creating(path)?),
+            dir: Arc::new(open_creating(path, file_mode)?),
+            file_mode,
         })
     }
 
     pub(crate) fn dir(&self) -> &Arc<Dir> {
         &self.dir
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Makes sure the held directory is the one at the path, opening (or creating) the
@@ -66,19 +73,68 @@ impl LogDir {
     }
 
     fn reopen(&mut self) -> io::Result<bool> {
-        self.dir = Arc::new(open_creating(&self.path)?);
+        self.dir = Arc::new(open_creating(&self.path, self.file_mode)?);
         Ok(true)
     }
 }
 
-fn open_creating(path: &Path) -> io::Result<Dir> {
+fn open_creating(path: &Path, file_mode: Option<u32>) -> io::Result<Dir> {
     match Dir::open(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(path)?;
+            create_dirs(path, file_mode)?;
             Dir::open(path)
         }
         result => result,
     }
+}
+
+/// Creates `path` and whichever directories above it are missing. With a `file_mode`,
+/// each one it creates gets that mode, with search permission wherever it gives read
+/// (`0o660` makes `0o770`), so that whoever may use the files may reach them; without,
+/// the umask decides.
+pub(crate) fn create_dirs(path: &Path, file_mode: Option<u32>) -> io::Result<()> {
+    let Some(mode) = file_mode else {
+        return std::fs::create_dir_all(path);
+    };
+    let mode = mode | (mode & 0o444) >> 2;
+    let missing: Vec<&Path> = path.ancestors().take_while(|dir| !dir.exists()).collect();
+    for dir in missing.into_iter().rev() {
+        match std::fs::create_dir(dir) {
+            Ok(()) => crate::platform::set_mode(dir, mode)?,
+            // Another process made it meanwhile: its mode is its own.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Removes the temporary files of the log `log_name` (hidden, `.<name>….<pid>.<n>.tmp`:
+/// files being created with their final mode, archives being compressed) whose process
+/// is gone, killed before it could rename or remove them.
+pub(crate) fn remove_abandoned_temporaries(dir: &Dir, log_name: &OsStr) -> io::Result<()> {
+    let mut prefix = b".".to_vec();
+    prefix.extend_from_slice(log_name.as_encoded_bytes());
+    prefix.push(b'.');
+    for (name, _) in dir.list(&prefix)? {
+        if writer_of_temporary(&name).is_some_and(|pid| !crate::platform::is_alive(pid)) {
+            match dir.remove(&name) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The pid in a temporary file's name, `….<pid>.<n>.tmp`.
+pub(crate) fn writer_of_temporary(name: &OsStr) -> Option<u64> {
+    let name = std::str::from_utf8(name.as_encoded_bytes()).ok()?;
+    let rest = name.strip_suffix(".tmp")?;
+    let (rest, count) = rest.rsplit_once('.')?;
+    let (_, pid) = rest.rsplit_once('.')?;
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    (digits(count) && digits(pid)).then(|| pid.parse().ok())?
 }
 
 /// Adds to a permission error on `name` in `dir` whose it is and what would fix it.
@@ -105,10 +161,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn temporaries_name_their_writer() {
+        assert_eq!(
+            writer_of_temporary(OsStr::new(".app.log.123.4.tmp")),
+            Some(123)
+        );
+        assert_eq!(
+            writer_of_temporary(OsStr::new(".app.log.2026-11-27T14-00-00Z.gz.77.0.tmp")),
+            Some(77)
+        );
+        for other in [
+            "app.log.2026-11-27T14-00-00Z.gz",
+            ".app.log.x.1.tmp",
+            ".app.log.1.tmp",
+        ] {
+            assert_eq!(writer_of_temporary(OsStr::new(other)), None, "{other}");
+        }
+    }
+
+    #[test]
     fn follows_the_directory_at_the_path_and_never_a_link() {
         let root = tempfile::tempdir().unwrap();
         let path = root.path().join("logs");
-        let mut dir = LogDir::open(&path).unwrap();
+        let mut dir = LogDir::open(&path, None).unwrap();
         let first = dir.dir().id();
         assert!(!dir.follow().unwrap(), "unchanged");
         assert_eq!(dir.dir().id(), first);

@@ -13,7 +13,6 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::builder::{Builder, Settings};
 use crate::critical_section::{IfFailed, Inner, State};
 use crate::event_writer::{EventSink, EventWriter};
-use crate::fork;
 use crate::handle::LogHandle;
 use crate::lock::LockFile;
 use crate::log_dir::LogDir;
@@ -114,7 +113,6 @@ impl SharedFile {
                 last_path_check: None,
             }),
             lock_inherited: AtomicBool::new(false),
-            lock_fd_closed: AtomicBool::new(false),
             counters: Counters::default(),
             on_error: parts.on_error,
             write_reports: RateLimitedStderr::default(),
@@ -124,8 +122,11 @@ impl SharedFile {
             #[cfg(feature = "compress")]
             compressor: Default::default(),
         });
-        fork::register(&inner);
         SharedFile { inner }
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     /// The absolute path of the live log file.

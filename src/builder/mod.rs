@@ -8,6 +8,7 @@ use std::time::Duration;
 use time::UtcOffset;
 
 use crate::error::{Error, ErrorKind};
+use crate::fork;
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, NotOurLockFile};
 use crate::log_dir::LogDir;
@@ -316,36 +317,42 @@ impl Builder {
             return Err(Error::config(ErrorKind::NoFileName, &path));
         };
         let name = name.to_os_string();
-        std::fs::create_dir_all(parent)
+        crate::log_dir::create_dirs(parent, settings.file_mode)
             .map_err(|e| Error::io(ErrorKind::CreateDirectory, parent, e))?;
         // Later lookups go through the directory's real path, never through a symbolic
         // link swapped in for it.
         let dir = std::fs::canonicalize(parent)
-            .and_then(|real| LogDir::open(&real))
+            .and_then(|real| LogDir::open(&real, settings.file_mode))
             .map_err(|e| Error::io(ErrorKind::CreateDirectory, parent, e))?;
+        // What a killed process left half-made; nothing depends on it being done.
+        let _ = crate::log_dir::remove_abandoned_temporaries(dir.dir(), &name);
         let lock_path = LockFile::path_for(&path);
         let lock_name = LockFile::name_for(&name);
-        let lock = LockFile::open(dir.dir(), &lock_name, settings.file_mode).map_err(|e| {
-            let kind = if NotOurLockFile::is(&e) {
-                ErrorKind::ForeignLockFile
-            } else {
-                ErrorKind::OpenLockFile
-            };
-            Error::io(kind, &lock_path, e)
-        })?;
-        let handle = LogHandle::open(dir.dir(), &name, settings.file_mode)
-            .map_err(|e| Error::io(ErrorKind::OpenLogFile, &path, e))?;
-        Ok(SharedFile::from_parts(Parts {
-            path,
-            lock_path,
-            name,
-            lock_name,
-            settings,
-            dir,
-            lock,
-            handle,
-            on_error,
-        }))
+        // A fork while the lock file's descriptions are open but not yet known to the fork
+        // handlers would give the child its parent's lock: forks wait for this part.
+        fork::registering(|| {
+            let lock = LockFile::open(dir.dir(), &lock_name, settings.file_mode).map_err(|e| {
+                let kind = if NotOurLockFile::is(&e) {
+                    ErrorKind::ForeignLockFile
+                } else {
+                    ErrorKind::OpenLockFile
+                };
+                Error::io(kind, &lock_path, e)
+            })?;
+            let handle = LogHandle::open(dir.dir(), &name, settings.file_mode)
+                .map_err(|e| Error::io(ErrorKind::OpenLogFile, &path, e))?;
+            Ok(SharedFile::from_parts(Parts {
+                path,
+                lock_path,
+                name,
+                lock_name,
+                settings,
+                dir,
+                lock,
+                handle,
+                on_error,
+            }))
+        })
     }
 }
 

@@ -21,6 +21,8 @@ pub(super) struct Entered<'a> {
     pub(super) state: MutexGuard<'a, State>,
     pub(super) check_paths: bool,
     pub(super) now: Duration,
+    /// Whether another process held the flock, so that this thread had to wait for it.
+    pub(super) waited_for_flock: bool,
 }
 
 /// A lock won by waiting outside the mutex, released when dropped unless taken over.
@@ -43,6 +45,7 @@ impl Inner {
         // both locks at the first try and reads no clock.
         let mut wait_started = None;
         let mut waited_on: Option<Arc<LockFile>> = None;
+        let mut waited_for_flock = false;
         let mut replaced = 0;
         loop {
             let mut state = self.lock_state(&mut wait_started);
@@ -59,12 +62,7 @@ impl Inner {
             }
             if self.lock_inherited.load(Relaxed) {
                 let reopened = self.open_lock(state.dir.dir())?;
-                let inherited = std::mem::replace(&mut state.lock, Arc::new(reopened));
-                if self.lock_fd_closed.swap(false, Relaxed) {
-                    // Its descriptor is closed already; leak the rest rather than close a
-                    // number that may be reused.
-                    std::mem::forget(inherited);
-                }
+                state.lock = Arc::new(reopened);
                 self.lock_inherited.store(false, Relaxed);
                 state.last_path_check = None;
             }
@@ -74,7 +72,10 @@ impl Inner {
                 .is_none_or(|last| now.saturating_sub(last) >= self.settings.path_check_interval);
             if check_paths {
                 // The lock file and the log are looked up in the directory at the path now.
-                state.dir.follow()?;
+                state
+                    .dir
+                    .follow()
+                    .map_err(|e| looked_up("log directory", state.dir.path(), e))?;
             }
             if !state.lock.try_acquire()? {
                 // Another process holds it, so this description does not: letting it go is
@@ -89,13 +90,17 @@ impl Inner {
                     .settings
                     .lock_timeout
                     .and_then(|timeout| started.checked_add(timeout));
+                waited_for_flock = true;
                 lock.wait(deadline)
                     .map_err(|e| self.wait_failed(e, &lock))?;
                 waited_on = Some(lock);
                 continue;
             }
             let current = if check_paths {
-                state.lock.is_current(state.dir.dir())
+                state
+                    .lock
+                    .is_current(state.dir.dir())
+                    .map_err(|e| looked_up("lock file", &self.lock_path, e))
             } else {
                 state.lock.is_linked()
             };
@@ -110,6 +115,7 @@ impl Inner {
                         state,
                         check_paths,
                         now,
+                        waited_for_flock,
                     });
                 }
                 Ok(false) => {
@@ -172,4 +178,20 @@ impl Inner {
             ),
         )
     }
+}
+
+/// `error` from looking up `what` at `path`, saying which and, for a permission error,
+/// what would fix it.
+pub(super) fn looked_up(what: &str, path: &std::path::Path, error: io::Error) -> io::Error {
+    let hint = match error.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "; every process that shares the log must be able to search its directory and \
+             the directories above it (a group they share, mode 2770 say)"
+        }
+        _ => "",
+    };
+    io::Error::new(
+        error.kind(),
+        format!("cannot look up {what} `{}`: {error}{hint}", path.display()),
+    )
 }

@@ -51,10 +51,6 @@ pub(crate) struct Inner {
     /// Set in a forked child that could not be given a lock description of its own: the
     /// lock file must be opened again before it is used.
     pub(crate) lock_inherited: AtomicBool,
-    /// Set with `lock_inherited` when the child had to close the inherited descriptor
-    /// itself: the old `LockFile` must then not close that number again, which may by now
-    /// be another file's.
-    pub(crate) lock_fd_closed: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) on_error: Option<ErrorHook>,
     /// One limiter per kind of report, so that a flood of one never hides another.
@@ -182,9 +178,19 @@ impl Inner {
         let mut outcome = Outcome::default();
         let mut done = 0;
         let mut idle_holds = 0;
+        let mut after_turn = false;
         let result = loop {
             let force_first = idle_holds >= MAX_IDLE_HOLDS;
-            match self.write_some(buf, start, &ends[done..], force_first, &mut outcome) {
+            let next = self.write_some(
+                buf,
+                start,
+                &ends[done..],
+                force_first,
+                after_turn,
+                &mut outcome,
+            );
+            after_turn = false;
+            match next {
                 Ok(Held {
                     written,
                     others_waiting,
@@ -205,6 +211,7 @@ impl Inner {
                     }
                     if others_waiting {
                         std::thread::sleep(TURN);
+                        after_turn = true;
                     }
                 }
                 Err(error) => break Err(error),
@@ -231,12 +238,14 @@ impl Inner {
         mut start: usize,
         ends: &[usize],
         force_first: bool,
+        after_turn: bool,
         outcome: &mut Outcome,
     ) -> io::Result<Held> {
         let Entered {
             mut state,
             check_paths,
             now,
+            waited_for_flock,
         } = self.enter(outcome)?;
         let State {
             dir,
@@ -248,6 +257,12 @@ impl Inner {
         let dir = &**state_dir;
         let guard = LockGuard::held(lock);
         let page = guard.lock_file().page();
+        if after_turn && !waited_for_flock {
+            // Nobody took the turn this process stood back for: the count of waiters was
+            // left by processes killed while they waited. Forget it, or every long write
+            // would stand back for nobody from now on.
+            page.forget_waiters();
+        }
         if let Some(theirs) = page.swap_options(RecordedOptions {
             max_bytes: self.settings.max_bytes,
             max_files: self.settings.max_files as u64,
@@ -398,7 +413,12 @@ impl Inner {
         check_paths: bool,
         outcome: &mut Outcome,
     ) -> io::Result<()> {
-        if (check_paths || !page.live_is(handle.id())) && handle.is_stale(dir, &self.name)? {
+        let stale = |handle: &LogHandle| {
+            handle
+                .is_stale(dir, &self.name)
+                .map_err(|e| entering::looked_up("log file", &self.path, e))
+        };
+        if (check_paths || !page.live_is(handle.id())) && stale(handle)? {
             *handle = self.open_log(dir)?;
         }
         if let Some(intent) = page.interrupted_write() {

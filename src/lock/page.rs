@@ -242,6 +242,11 @@ impl Page {
             .fetch_update(AcqRel, Acquire, |waiters| waiters.checked_sub(1));
     }
 
+    /// Clears the count of waiters; call only while holding the lock.
+    pub(crate) fn forget_waiters(&self) {
+        self.word(WAITERS).store(0, Release);
+    }
+
     /// Whether any thread is waiting for the lock.
     pub(crate) fn has_waiters(&self) -> bool {
         self.word(WAITERS).load(Acquire) > 0

@@ -95,7 +95,7 @@ fn run(jobs: Receiver<Job>) {
 /// One pass: cleans what killed compressors left, then compresses every plain archive
 /// but the newest, which a follower may still be reading.
 pub(crate) fn compress_pending(log: LogName<'_>, file_mode: Option<u32>) -> io::Result<()> {
-    remove_abandoned_temporaries(log)?;
+    crate::log_dir::remove_abandoned_temporaries(log.dir, log.name)?;
     let archives = timestamped::list(log)?;
     let mut plain: Vec<&timestamped::Archive> = Vec::new();
     for archive in &archives {
@@ -132,31 +132,6 @@ fn temporary_name(archive: &OsStr) -> OsString {
     name.push(archive);
     name.push(format!(".gz.{}.{count}.tmp", platform::pid()));
     name
-}
-
-/// Removes temporary files of this log's archives whose process is gone.
-fn remove_abandoned_temporaries(log: LogName<'_>) -> io::Result<()> {
-    let mut prefix = b".".to_vec();
-    prefix.extend_from_slice(log.name.as_encoded_bytes());
-    prefix.push(b'.');
-    for (name, _) in log.dir.list(&prefix)? {
-        let Some(pid) = writer_of_temporary(&name) else {
-            continue;
-        };
-        if !platform::is_alive(pid) {
-            remove_if_there(log.dir, &name)?;
-        }
-    }
-    Ok(())
-}
-
-/// The pid in `.<archive>.gz.<pid>.<n>.tmp`.
-fn writer_of_temporary(name: &OsStr) -> Option<u64> {
-    let name = std::str::from_utf8(name.as_encoded_bytes()).ok()?;
-    let rest = name.strip_suffix(".tmp")?;
-    let (rest, _count) = rest.rsplit_once('.')?;
-    let (rest, pid) = rest.rsplit_once('.')?;
-    rest.ends_with(".gz").then(|| pid.parse().ok())?
 }
 
 fn compress(dir: &Dir, archive: &OsStr, file_mode: Option<u32>) -> io::Result<()> {
@@ -218,13 +193,9 @@ mod tests {
     #[test]
     fn temporaries_name_their_writer() {
         let name = temporary_name(OsStr::new("app.log.2026-11-27T14-00-00Z"));
-        assert_eq!(writer_of_temporary(&name), Some(u64::from(platform::pid())));
-        for other in [
-            "app.log.2026-11-27T14-00-00Z.gz",
-            ".app.log.x.123.tmp",
-            ".a.gz.x.1.tmp",
-        ] {
-            assert_eq!(writer_of_temporary(OsStr::new(other)), None, "{other}");
-        }
+        assert_eq!(
+            crate::log_dir::writer_of_temporary(&name),
+            Some(u64::from(platform::pid()))
+        );
     }
 }

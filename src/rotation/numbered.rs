@@ -51,9 +51,11 @@ pub(crate) fn rotate(log: LogName<'_>, limits: Limits, now: i64) -> io::Result<(
             archive_path(log.path, blocked).display()
         )));
     }
+    // Never onto a name in use: if two processes ever rotate at once (the lock file was
+    // deleted under them), one of them fails and reports, rather than overwrite an archive.
     let rename = |from: usize, to: usize| {
         log.dir
-            .rename(&archive_name(log.name, from), &archive_name(log.name, to))
+            .rename_exclusive(&archive_name(log.name, from), &archive_name(log.name, to))
     };
     for &index in beyond.iter().rev() {
         remove_if_exists(log, &archive_name(log.name, index))?;
@@ -70,7 +72,8 @@ pub(crate) fn rotate(log: LogName<'_>, limits: Limits, now: i64) -> io::Result<(
             rename(index, target(position))?;
         }
     }
-    log.dir.rename(log.name, &archive_name(log.name, 1))
+    log.dir
+        .rename_exclusive(log.name, &archive_name(log.name, 1))
 }
 
 /// How many of the existing archives `files` (newest first) the limits delete, counting

@@ -79,8 +79,11 @@ pub(crate) fn rotate(log: LogName<'_>, time: i64) -> io::Result<OsString> {
         let mut compressed = name.clone();
         compressed.push(".gz");
         if log.dir.entry(&name)?.is_none() && log.dir.entry(&compressed)?.is_none() {
-            log.dir.rename(log.name, &name)?;
-            return Ok(name);
+            match log.dir.rename_exclusive(log.name, &name) {
+                // Taken since it was looked at: try the next counter.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                result => return result.map(|()| name),
+            }
         }
     }
     unreachable!("a counter is always free")

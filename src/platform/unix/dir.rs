@@ -329,14 +329,6 @@ impl Dir {
         }))
     }
 
-    /// Renames `from` to `to` within this directory (replacing what `to` names).
-    pub(crate) fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
-        let (from, to) = (c_name(from)?, c_name(to)?);
-        let fd = self.file.as_raw_fd();
-        // SAFETY: NUL-terminated names relative to a directory descriptor we own.
-        check(unsafe { libc::renameat(fd, from.as_ptr(), fd, to.as_ptr()) }).map(drop)
-    }
-
     /// Deletes the name `name` (a file or a link, never what a link points to).
     pub(crate) fn remove(&self, name: &OsStr) -> io::Result<()> {
         let name = c_name(name)?;

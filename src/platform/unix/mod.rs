@@ -35,6 +35,12 @@ pub(crate) fn into_raw_fd(file: File) -> RawFd {
     file.into_raw_fd()
 }
 
+/// Sets the permission bits of what `path` names.
+pub(crate) fn set_mode(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
 /// How many names a file has. More than one means another file shares its data: writing
 /// to it would write to that file too.
 pub(crate) fn hard_links(metadata: &Metadata) -> u64 {
@@ -235,13 +241,6 @@ pub(crate) fn is_alive(pid: u64) -> bool {
     }
 }
 
-/// Opens `/dev/null`, a stand-in that keeps a descriptor number taken; `-1` if it fails.
-/// Async-signal-safe.
-pub(crate) fn open_placeholder() -> RawFd {
-    // SAFETY: a constant NUL-terminated path.
-    unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }
-}
-
 /// Makes `target` refer to `source`'s open file description (closing what `target`
 /// referred to), close-on-exec, then closes `source`. Async-signal-safe.
 pub(crate) fn replace_descriptor(source: RawFd, target: RawFd) -> bool {
@@ -257,6 +256,17 @@ pub(crate) fn replace_descriptor(source: RawFd, target: RawFd) -> bool {
     };
     close(source);
     ok
+}
+
+/// Makes `target` refer to `source`'s open file description as well (closing what
+/// `target` referred to), close-on-exec; `source` stays open. Async-signal-safe.
+pub(crate) fn point_at(source: RawFd, target: RawFd) {
+    // SAFETY: both are descriptors of this process; in a freshly forked child no other
+    // thread runs, so the descriptor cannot leak through an exec between the two calls.
+    unsafe {
+        libc::dup2(source, target);
+        libc::fcntl(target, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
 }
 
 /// Closes a raw descriptor. Async-signal-safe.
