@@ -161,6 +161,10 @@ mod tests {
         let mut writer = EventWriter::new(&sink);
         write!(writer, "one event, ").unwrap();
         writeln!(writer, "in pieces").unwrap();
+        assert_eq!(
+            format!("{writer:?}"),
+            r#"EventWriter { path: "app.log", pending_bytes: 21 }"#
+        );
         assert!(writer.flush().is_err());
         writer.flush().unwrap();
         drop(writer);

@@ -174,8 +174,25 @@ fn fork_scenario_entry() {
         "busy" => fork_while_another_thread_writes(Path::new(dir)),
         "non-blocking" => non_blocking_parent_and_children(Path::new(dir)),
         "stderr" => report_in_a_child_while_a_parent_thread_holds_stderr(Path::new(dir)),
+        "descriptors" => forks_leave_no_descriptor_behind(Path::new(dir)),
         other => panic!("unknown scenario {other}"),
     }
+}
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// The fork handlers open a description for each child and close the parent's copy: a
+/// parent that forks a thousand times holds as many descriptors as before.
+fn forks_leave_no_descriptor_behind(dir: &Path) {
+    install(dir);
+    log_records(writer(0, 0), 0..1);
+    let before = open_descriptors();
+    for _ in 0..1000 {
+        wait_child(fork_child(|| {}), Instant::now() + Duration::from_secs(30));
+    }
+    assert_eq!(open_descriptors(), before);
 }
 
 /// Runs a scenario in a fresh process and fails if it fails or hangs.
@@ -253,4 +270,14 @@ fn forked_children_of_a_non_blocking_parent_write_synchronously() {
 fn an_error_report_in_a_child_never_waits_for_a_parent_thread() {
     let dir = tempfile::tempdir().unwrap();
     run_scenario("stderr", dir.path());
+}
+
+#[test]
+fn forks_leave_no_descriptor_behind_in_the_parent() {
+    if !Path::new("/proc/self/fd").is_dir() {
+        println!("skipped: no /proc/self/fd to count descriptors");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    run_scenario("descriptors", dir.path());
 }

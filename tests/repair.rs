@@ -408,7 +408,7 @@ fn assert_killed_by_sigxfsz(status: ExitStatus, writer: &Writer) {
 
 /// Runs the next writer, in a process of its own so that its report of the repair goes
 /// to a file rather than to the test's output.
-fn write_next_line(log: &Path) {
+fn write_next_line(log: &Path) -> String {
     let dir = log.parent().unwrap();
     let mut next = Writer::spawn_entry(dir, "next_writer_entry", "next", |command| {
         command.env(NEXT_ENV, log);
@@ -419,6 +419,7 @@ fn write_next_line(log: &Path) {
         "the next writer failed ({status}):\n{}",
         next.stderr()
     );
+    next.stderr()
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -438,12 +439,20 @@ fn killed_writer_is_repaired_exactly(foreign: bool) {
         "the killed writer should have left {PARTIAL_LEN} bytes of its event"
     );
 
-    write_next_line(&log);
+    let reports = write_next_line(&log);
 
     assert_eq!(
         fs::read_to_string(&log).unwrap(),
         format!("{whole}{NEXT_LINE}"),
         "the repair must cut off the partial event and nothing that was whole"
+    );
+    assert_eq!(
+        reports,
+        format!(
+            "tracing-shared-file: cut off a partial line that a killed process left in `{}`\n",
+            log.display()
+        ),
+        "the repair is reported once"
     );
 }
 

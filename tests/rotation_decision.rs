@@ -69,3 +69,34 @@ fn a_file_grown_by_another_program_under_the_lock_rotates_on_its_real_length() {
     );
     assert_eq!(fs::read(&path).unwrap(), LINE);
 }
+
+/// A peer's rotation is noticed through the lock file's page, not the hourly path check:
+/// a short line that would still fit in the archive goes to the new live file.
+#[test]
+fn a_line_after_a_peers_rotation_never_goes_into_the_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let build = || {
+        SharedFile::builder(&path)
+            .max_bytes(4 * LINE.len() as u64)
+            .path_check_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap()
+    };
+    let (rotator, peer) = (build(), build());
+    for _ in 0..3 {
+        (&peer).write_all(LINE).unwrap();
+    }
+    // Does not fit next to the three lines: the rotator rotates.
+    (&rotator).write_all(&LINE.repeat(2)).unwrap();
+    // Would fit in the archive (3 lines + 4 bytes), so only the page can tell the peer.
+    (&peer).write_all(b"new\n").unwrap();
+
+    assert_eq!(
+        fs::read(dir.path().join("app.log.1")).unwrap(),
+        LINE.repeat(3)
+    );
+    let mut live = LINE.repeat(2);
+    live.extend_from_slice(b"new\n");
+    assert_eq!(fs::read(&path).unwrap(), live);
+}
