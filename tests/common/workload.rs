@@ -71,6 +71,120 @@ pub struct WriterSpec {
     /// Stop early, once `<sync_dir>/stop` exists; then write the number of events
     /// attempted to `<sync_dir>/done.<process>.<thread>`.
     pub until_stopped: bool,
+    /// Rotation options beyond size: time rotation, naming, retention, compression.
+    /// All off by default.
+    pub policy: RotationPolicy,
+    /// A pause after each event, so that a run spreads over time (time rotation).
+    pub pause: Duration,
+}
+
+/// The rotation policy options of a worker's `SharedFile`, beyond `max_bytes` and
+/// `max_files`. The default is the library's default: none of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationPolicy {
+    pub rotate_every: Option<tracing_shared_file::Period>,
+    /// `utc_offset`, in seconds east of UTC.
+    pub utc_offset_secs: i32,
+    /// `naming(Naming::Timestamped)` rather than the default numbered names.
+    pub timestamped: bool,
+    pub max_age: Option<Duration>,
+    pub max_total_bytes: Option<u64>,
+    pub compress: bool,
+}
+
+impl RotationPolicy {
+    /// Sets these options on `builder`.
+    pub fn apply(&self, mut builder: tracing_shared_file::Builder) -> tracing_shared_file::Builder {
+        use tracing_shared_file::{Naming, UtcOffset};
+        if let Some(period) = self.rotate_every {
+            builder = builder.rotate_every(period);
+        }
+        if self.utc_offset_secs != 0 {
+            let offset =
+                UtcOffset::from_whole_seconds(self.utc_offset_secs).expect("a valid UTC offset");
+            builder = builder.utc_offset(offset);
+        }
+        if self.timestamped {
+            builder = builder.naming(Naming::Timestamped);
+        }
+        if let Some(age) = self.max_age {
+            builder = builder.max_age(age);
+        }
+        if let Some(bytes) = self.max_total_bytes {
+            builder = builder.max_total_bytes(bytes);
+        }
+        if self.compress {
+            builder = builder.compress(true);
+        }
+        builder
+    }
+
+    /// `key=value` pairs separated by commas, for an environment variable.
+    fn encode(&self) -> String {
+        use tracing_shared_file::Period;
+        let mut pairs = Vec::new();
+        if let Some(period) = self.rotate_every {
+            pairs.push(match period {
+                Period::Minute => "every=minute".to_string(),
+                Period::Hour => "every=hour".to_string(),
+                Period::Day => "every=day".to_string(),
+                Period::Week => "every=week".to_string(),
+                // Milliseconds, so that an invalid period reaches the builder as it is.
+                Period::Every(length) => format!("every_ms={}", length.as_millis()),
+                other => panic!("no encoding for {other:?}"),
+            });
+        }
+        pairs.push(format!("offset={}", self.utc_offset_secs));
+        if self.timestamped {
+            pairs.push("timestamped=1".to_string());
+        }
+        if let Some(age) = self.max_age {
+            pairs.push(format!("max_age_ms={}", age.as_millis()));
+        }
+        if let Some(bytes) = self.max_total_bytes {
+            pairs.push(format!("max_total_bytes={bytes}"));
+        }
+        if self.compress {
+            pairs.push("compress=1".to_string());
+        }
+        pairs.join(",")
+    }
+
+    fn decode(text: &str) -> Self {
+        use tracing_shared_file::Period;
+        let mut policy = RotationPolicy::default();
+        for pair in text.split(',').filter(|pair| !pair.is_empty()) {
+            let (key, value) = pair
+                .split_once('=')
+                .unwrap_or_else(|| panic!("bad policy pair {pair:?}"));
+            let number = || -> u64 {
+                value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("policy {key} not a number"))
+            };
+            match key {
+                "every" => {
+                    policy.rotate_every = Some(match value {
+                        "minute" => Period::Minute,
+                        "hour" => Period::Hour,
+                        "day" => Period::Day,
+                        "week" => Period::Week,
+                        _ => panic!("unknown period {value:?}"),
+                    });
+                }
+                "every_ms" => {
+                    policy.rotate_every = Some(Period::Every(Duration::from_millis(number())));
+                }
+                "offset" => policy.utc_offset_secs = value.parse().expect("offset not a number"),
+                "timestamped" => policy.timestamped = true,
+                "max_age_ms" => policy.max_age = Some(Duration::from_millis(number())),
+                "max_total_bytes" => policy.max_total_bytes = Some(number()),
+                "compress" => policy.compress = true,
+                _ => panic!("unknown policy key {key:?}"),
+            }
+        }
+        policy
+    }
 }
 
 /// How a worker hands its records to the library.
@@ -95,6 +209,8 @@ const ENV_SYNC_DIR: &str = "TSF_WORKER_SYNC_DIR";
 const ENV_MODE: &str = "TSF_WORKER_MODE";
 const ENV_ACKNOWLEDGE: &str = "TSF_WORKER_ACKNOWLEDGE";
 const ENV_UNTIL_STOPPED: &str = "TSF_WORKER_UNTIL_STOPPED";
+const ENV_POLICY: &str = "TSF_WORKER_POLICY";
+const ENV_PAUSE_MICROS: &str = "TSF_WORKER_PAUSE_MICROS";
 
 impl WriterSpec {
     /// One thread writing 1,000 records to `log`, rotating every 64 KiB and keeping every
@@ -111,6 +227,8 @@ impl WriterSpec {
             mode: WriteMode::Tracing,
             acknowledge: false,
             until_stopped: false,
+            policy: RotationPolicy::default(),
+            pause: Duration::ZERO,
         }
     }
 
@@ -138,6 +256,12 @@ impl WriterSpec {
             },
             acknowledge: std::env::var_os(ENV_ACKNOWLEDGE).is_some(),
             until_stopped: std::env::var_os(ENV_UNTIL_STOPPED).is_some(),
+            policy: std::env::var(ENV_POLICY)
+                .map(|text| RotationPolicy::decode(&text))
+                .unwrap_or_default(),
+            pause: std::env::var(ENV_PAUSE_MICROS).map_or(Duration::ZERO, |micros| {
+                Duration::from_micros(micros.parse().expect("pause not a number"))
+            }),
         })
     }
 
@@ -164,6 +288,12 @@ impl WriterSpec {
         }
         if self.until_stopped {
             command.env(ENV_UNTIL_STOPPED, "1");
+        }
+        if self.policy != RotationPolicy::default() {
+            command.env(ENV_POLICY, self.policy.encode());
+        }
+        if !self.pause.is_zero() {
+            command.env(ENV_PAUSE_MICROS, self.pause.as_micros().to_string());
         }
     }
 
@@ -192,6 +322,63 @@ impl WriterSpec {
             process: self.process,
             thread,
         })
+    }
+}
+
+/// The counters of a worker's `Stats` at its end, as [`WriterSpec::save_stats`] saved them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SavedStats {
+    pub events_written: u64,
+    pub rotations: u64,
+    pub write_errors: u64,
+    pub rotation_errors: u64,
+    pub events_dropped: u64,
+}
+
+impl WriterSpec {
+    /// Saves `stats` to `<sync_dir>/stats.<process>`, for the test to read back.
+    pub fn save_stats(&self, stats: &tracing_shared_file::Stats) {
+        let numbers = [
+            stats.events_written,
+            stats.rotations,
+            stats.write_errors,
+            stats.rotation_errors,
+            stats.events_dropped,
+        ]
+        .map(|n| n.to_string())
+        .join(" ");
+        std::fs::write(self.stats_path(), numbers).expect("cannot save stats");
+    }
+
+    /// What the worker saved with [`WriterSpec::save_stats`].
+    pub fn saved_stats(&self) -> SavedStats {
+        let text = std::fs::read_to_string(self.stats_path())
+            .unwrap_or_else(|e| panic!("worker {} saved no stats: {e}", self.process));
+        let numbers: Vec<u64> = text
+            .split(' ')
+            .map(|n| n.parse().expect("saved stats are numbers"))
+            .collect();
+        let [
+            events_written,
+            rotations,
+            write_errors,
+            rotation_errors,
+            events_dropped,
+        ] = numbers[..]
+        else {
+            panic!("worker {} saved bad stats: {text:?}", self.process);
+        };
+        SavedStats {
+            events_written,
+            rotations,
+            write_errors,
+            rotation_errors,
+            events_dropped,
+        }
+    }
+
+    fn stats_path(&self) -> PathBuf {
+        self.sync_dir.join(format!("stats.{}", self.process))
     }
 }
 
@@ -237,9 +424,12 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
     use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::prelude::*;
 
-    let log = tracing_shared_file::SharedFile::builder(&spec.log)
+    let builder = tracing_shared_file::SharedFile::builder(&spec.log)
         .max_bytes(spec.max_bytes)
-        .max_files(spec.max_files)
+        .max_files(spec.max_files);
+    let log = spec
+        .policy
+        .apply(builder)
         .build()
         .expect("worker cannot build its SharedFile");
     let guard = match spec.mode {
@@ -292,6 +482,9 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
                         use std::os::unix::fs::FileExt;
                         ack.write_at(&attempted.to_le_bytes(), 0)
                             .expect("write the ack file");
+                    }
+                    if !spec.pause.is_zero() {
+                        std::thread::sleep(spec.pause);
                     }
                 }
                 if spec.until_stopped {
@@ -367,6 +560,27 @@ impl Workers {
         }
         self.children.clear();
     }
+
+    /// Like [`Workers::wait`], but fails (killing them all) if they are not all done
+    /// within `limit`: a hang fails the test instead of stalling it.
+    pub fn wait_within(mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for (process, child) in &mut self.children {
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("cannot wait for worker") {
+                    break status;
+                }
+                // Unwinding drops `self`, which kills every worker.
+                assert!(
+                    Instant::now() < deadline,
+                    "worker {process} was not done within {limit:?}"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            };
+            assert!(status.success(), "worker {process} failed: {status}");
+        }
+        self.children.clear();
+    }
 }
 
 impl Drop for Workers {
@@ -377,4 +591,104 @@ impl Drop for Workers {
             let _ = child.wait();
         }
     }
+}
+
+/// `2026-11-27T14-00-00Z`: the stamp of a timestamped archive made at `secs` since the
+/// epoch (UTC, no colons).
+pub fn archive_stamp(secs: i64) -> String {
+    let (days, second_of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+/// One timestamped archive, as its name says: `<log name>.<stamp>[.<counter>][.gz]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StampedName {
+    pub name: String,
+    /// Seconds since the epoch.
+    pub stamp: i64,
+    /// 0 when the name has none.
+    pub counter: u64,
+    pub gz: bool,
+}
+
+/// Parses `name` as a timestamped archive of the log named `log_name`; `None` for any
+/// other name, including a stamp that is no real time.
+pub fn parse_stamped_name(log_name: &str, name: &str) -> Option<StampedName> {
+    let rest = name.strip_prefix(log_name)?.strip_prefix('.')?;
+    let (rest, gz) = match rest.strip_suffix(".gz") {
+        Some(rest) => (rest, true),
+        None => (rest, false),
+    };
+    let text = rest.get(..20)?;
+    let counter = match &rest[20..] {
+        "" => 0,
+        suffix => {
+            let digits = suffix.strip_prefix('.')?;
+            if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            digits.parse().ok()?
+        }
+    };
+    let field = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = text.get(range)?;
+        digits
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| digits.parse().ok())?
+    };
+    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
+    let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
+    // Days since the epoch (Howard Hinnant's days_from_civil); the round trip below
+    // rejects impossible dates and the wrong separators.
+    let shifted_year = if month <= 2 { year - 1 } else { year };
+    let era = shifted_year.div_euclid(400);
+    let year_of_era = shifted_year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let stamp = days * 86_400 + hour * 3600 + minute * 60 + second;
+    (archive_stamp(stamp) == text).then(|| StampedName {
+        name: name.to_string(),
+        stamp,
+        counter,
+        gz,
+    })
+}
+
+/// The timestamped archives beside `log`, oldest first (by stamp, then counter; a
+/// plain file before its `.gz`).
+pub fn stamped_archives(log: &Path) -> Vec<StampedName> {
+    let dir = log.parent().expect("log path has a parent");
+    let log_name = log.file_name().expect("log path has a file name");
+    let log_name = log_name.to_str().expect("UTF-8 log name");
+    let mut archives: Vec<StampedName> = std::fs::read_dir(dir)
+        .expect("cannot list the log directory")
+        .filter_map(|entry| {
+            let name = entry.expect("cannot list the log directory").file_name();
+            parse_stamped_name(log_name, name.to_str()?)
+        })
+        .collect();
+    archives.sort_by_key(|archive| (archive.stamp, archive.counter, archive.gz));
+    archives
 }
