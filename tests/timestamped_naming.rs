@@ -217,24 +217,45 @@ fn archives_are_named_after_their_rotation_time_with_gapless_counters() {
     assert_verified(&run.verifier().verify());
 }
 
-/// The names are in UTC without colons so that sorting them sorts the archives by age:
-/// here, dozens of rotations in one second.
+/// The names are in UTC without colons so that sorting them sorts the archives by age to
+/// the second; within one second, the counter orders them as a number (`…Z.10` comes
+/// after `…Z.9`): here, dozens of rotations in one second.
 #[test]
 fn names_sort_in_time_order() {
     let run = Run::new(3, 25);
     run.run();
 
-    let by_age: Vec<String> = stamped_archives(&run.log)
-        .into_iter()
-        .map(|archive| archive.name)
-        .collect();
-    assert!(by_age.len() > 20, "{by_age:?}");
-    // Any two names, compared as strings, must compare as their archives' ages.
+    let by_age = stamped_archives(&run.log);
+    assert!(
+        by_age.len() > 20,
+        "{:?}",
+        by_age.iter().map(|a| &a.name).collect::<Vec<_>>()
+    );
     for (older, newer) in by_age.iter().zip(&by_age[1..]) {
+        // The stamps sort as text, and agree with the times they name.
+        let (older_stamp, newer_stamp) = (&older.name[..28], &newer.name[..28]);
         assert!(
-            older < newer,
-            "{newer} sorts before {older}, which is older: sorting the names is not sorting by age"
+            older_stamp <= newer_stamp,
+            "{} before {}",
+            newer.name,
+            older.name
         );
+        assert_eq!(
+            older_stamp < newer_stamp,
+            older.stamp < newer.stamp,
+            "{} and {}",
+            older.name,
+            newer.name
+        );
+        // Within a second, the counter (absent: 0) goes up.
+        if older.stamp == newer.stamp {
+            assert!(
+                older.counter < newer.counter,
+                "{} and {}",
+                older.name,
+                newer.name
+            );
+        }
     }
     // And the age order is the order the lines were written in.
     assert_verified(&run.verifier().check_record_order(true).verify());

@@ -64,8 +64,8 @@ impl Builder {
     /// (`app.log.2026-11-27T14-00-00Z`) suit shippers and large retention: a rotation is
     /// one rename, and an archive never changes its name. The stamp is the start of the
     /// period for a time rotation (or of the file, if a size rotation came first in that
-    /// period), and the time of the rotation for a size rotation; a second rotation in the
-    /// same second adds a counter (`…Z.1`).
+    /// period), and the time of the rotation for a size rotation; more rotations in the
+    /// same second add a counter (`…Z.1`, `…Z.2`), which orders them as a number.
     ///
     /// # Examples
     ///

@@ -139,6 +139,12 @@ fn live_period(page: &Page, handle: &LogHandle, clock: &Clock, len: u64) -> io::
         && clock.schedule.is_plausible_start(start, clock.now)
         && len > 0
     {
+        // A content start outside its period is no start: take the period's.
+        let since = if (start..=clock.now).contains(&since) {
+            since
+        } else {
+            start
+        };
         return Ok(LivePeriod { start, since });
     }
     let period = live_period_of_file(handle, clock, len)?;

@@ -55,6 +55,10 @@ const LEDGER_VALID: usize = 19;
 const LEDGER_COUNT: usize = 20;
 const LEDGER_BYTES: usize = 21;
 const LEDGER_OLDEST: usize = 22;
+/// The newest archive's stamp and counter; `NEWEST_VALID` is 0 when there is none.
+const NEWEST_VALID: usize = 23;
+const NEWEST_STAMP: usize = 24;
+const NEWEST_COUNTER: usize = 25;
 
 /// What the first bytes of an existing lock file say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,6 +221,12 @@ impl Page {
             count: self.word(LEDGER_COUNT).load(Acquire),
             bytes: self.word(LEDGER_BYTES).load(Acquire),
             oldest: self.word(LEDGER_OLDEST).load(Acquire) as i64,
+            newest: (self.word(NEWEST_VALID).load(Acquire) == 1).then(|| {
+                (
+                    self.word(NEWEST_STAMP).load(Acquire) as i64,
+                    self.word(NEWEST_COUNTER).load(Acquire) as u32,
+                )
+            }),
         })
     }
 
@@ -226,6 +236,12 @@ impl Page {
         self.word(LEDGER_BYTES).store(ledger.bytes, Release);
         self.word(LEDGER_OLDEST)
             .store(ledger.oldest as u64, Release);
+        if let Some((stamp, counter)) = ledger.newest {
+            self.word(NEWEST_STAMP).store(stamp as u64, Release);
+            self.word(NEWEST_COUNTER).store(u64::from(counter), Release);
+        }
+        self.word(NEWEST_VALID)
+            .store(u64::from(ledger.newest.is_some()), Release);
         self.word(LEDGER_VALID).store(1, Release);
     }
 

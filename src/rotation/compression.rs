@@ -151,6 +151,8 @@ fn compress(dir: &Dir, archive: &OsStr, file_mode: Option<u32>) -> io::Result<()
     gz.push(".gz");
     let placed = written.and_then(|()| dir.rename_exclusive(&temporary, &gz));
     match placed {
+        // Retention deleted the archive meanwhile: its copy must go too, not come back.
+        Ok(()) if dir.entry(archive)?.is_none() => return remove_if_there(dir, &gz),
         Ok(()) => {}
         // Another process finished first: its copy is complete.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

@@ -95,9 +95,18 @@ pub(crate) fn rotate(
     };
     let rotated = match policy.naming {
         Naming::Numbered => numbered::rotate(log, policy.limits, now).map(|()| None),
-        Naming::Timestamped => timestamped::rotate(log, stamp).and_then(|_| {
-            retention::after_rotation(log, ledger, archived, stamp, policy.limits, now).map(Some)
-        }),
+        Naming::Timestamped => {
+            let newest = match ledger {
+                Some(ledger) => Ok(ledger.newest),
+                None => timestamped::newest(log),
+            };
+            newest.and_then(|newest| {
+                let (time, counter) = timestamped::next_name(stamp, newest);
+                let named = timestamped::rotate(log, time, counter)?;
+                retention::after_rotation(log, ledger, archived, named, policy.limits, now)
+                    .map(Some)
+            })
+        }
     };
     rotated
         .map(|ledger| Rotated::Yes { ledger })

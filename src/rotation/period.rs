@@ -79,10 +79,13 @@ impl Schedule {
         start - offset
     }
 
-    /// Whether `start` is a period start this schedule produces, and not after `now`: a
-    /// recorded start that is not is treated as unknown.
+    /// Whether `start` is a period start this schedule produces, not after `now` and not
+    /// before this century: a recorded start that is not (a damaged or foreign record,
+    /// zeros) is treated as unknown, never as 1970.
     pub(crate) fn is_plausible_start(&self, start: i64, now: i64) -> bool {
-        self.start_of(start) == start && start <= now
+        /// 2000-01-01T00:00:00Z.
+        const EARLIEST: i64 = 946_684_800;
+        start >= EARLIEST && self.start_of(start) == start && start <= now
     }
 }
 

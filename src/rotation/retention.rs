@@ -92,6 +92,8 @@ pub(crate) struct Ledger {
     pub(crate) count: u64,
     pub(crate) bytes: u64,
     pub(crate) oldest: i64,
+    /// The stamp and counter of the newest archive made, for the next name.
+    pub(crate) newest: Option<(i64, u32)>,
 }
 
 /// A limit of `n` deletes down to `n - n/16` once it is exceeded: so with many archives a
@@ -123,7 +125,7 @@ pub(crate) fn after_rotation(
     log: LogName<'_>,
     ledger: Option<Ledger>,
     archived: u64,
-    stamp: i64,
+    named: (i64, u32),
     limits: Limits,
     now: i64,
 ) -> io::Result<Ledger> {
@@ -131,7 +133,8 @@ pub(crate) fn after_rotation(
         let ledger = Ledger {
             count: ledger.count + 1,
             bytes: ledger.bytes.saturating_add(archived),
-            oldest: ledger.oldest.min(stamp),
+            oldest: ledger.oldest.min(named.0),
+            newest: Some(named),
         };
         if !may_exceed(ledger, limits, now) {
             return Ok(ledger);
@@ -146,9 +149,13 @@ pub(crate) fn after_rotation(
     };
     for archive in &archives[..doomed] {
         for name in &archive.names {
-            match log.dir.remove(name) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+            remove_if_there(log, name)?;
+            // A compressor may be about to give it a `.gz` (it removes its own copy if it
+            // finds the archive gone after the rename, this one if it came first).
+            if !name.as_encoded_bytes().ends_with(b".gz") {
+                let mut compressed = name.clone();
+                compressed.push(".gz");
+                remove_if_there(log, &compressed)?;
             }
         }
     }
@@ -157,7 +164,15 @@ pub(crate) fn after_rotation(
         count: kept.len() as u64,
         bytes: kept.iter().map(|archive| archive.bytes).sum(),
         oldest: kept.first().map_or(i64::MAX, |archive| archive.time),
+        newest: Some(named),
     })
+}
+
+fn remove_if_there(log: LogName<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    match log.dir.remove(name) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -221,6 +236,7 @@ mod tests {
             count: 469,
             bytes: 1500,
             oldest: 100,
+            newest: None,
         };
         assert!(!may_exceed(ledger, limits, 1000));
         assert!(may_exceed(

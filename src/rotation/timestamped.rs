@@ -1,9 +1,9 @@
 //! Timestamped archives: `app.log` rotates to `app.log.2026-11-27T14-00-00Z`, a name it
 //! keeps for good, so a rotation is one rename whatever the number of archives kept.
 //!
-//! The stamp is in UTC without colons, so that sorting names sorts archives by time. A
-//! second rotation in the same second adds a counter (`…Z.1`); compression adds `.gz`
-//! after it.
+//! The stamp is in UTC without colons, so that sorting names sorts archives by time to
+//! the second. More rotations in the same second add a counter (`…Z.1`), which orders
+//! them as a number; compression adds `.gz` after it.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -71,10 +71,28 @@ fn name_for(log_name: &OsStr, time: i64, counter: u32) -> OsString {
     name
 }
 
-/// Renames the live file to the first free archive name for `time`: no name, plain or
-/// compressed, is ever reused.
-pub(crate) fn rotate(log: LogName<'_>, time: i64) -> io::Result<OsString> {
-    for counter in 0.. {
+/// The stamp and counter of the next archive, after the newest one so far: a name is
+/// never given twice, not even one that retention has deleted since (the archive would
+/// then sort as older than it is), and names never go back in time, even when the clock
+/// does.
+pub(crate) fn next_name(time: i64, newest: Option<(i64, u32)>) -> (i64, u32) {
+    match newest {
+        Some((stamp, counter)) if time <= stamp => (stamp, counter + 1),
+        _ => (time, 0),
+    }
+}
+
+/// The newest archive's stamp and counter, from a listing.
+pub(crate) fn newest(log: LogName<'_>) -> io::Result<Option<(i64, u32)>> {
+    Ok(list(log)?
+        .last()
+        .map(|archive| (archive.time, archive.counter)))
+}
+
+/// Renames the live file to the archive name `(time, counter)`, or the first one after it
+/// that no file takes, plain or compressed; returns the one it took.
+pub(crate) fn rotate(log: LogName<'_>, time: i64, counter: u32) -> io::Result<(i64, u32)> {
+    for counter in counter.. {
         let name = name_for(log.name, time, counter);
         let mut compressed = name.clone();
         compressed.push(".gz");
@@ -82,7 +100,7 @@ pub(crate) fn rotate(log: LogName<'_>, time: i64) -> io::Result<OsString> {
             match log.dir.rename_exclusive(log.name, &name) {
                 // Taken since it was looked at: try the next counter.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                result => return result.map(|()| name),
+                result => return result.map(|()| (time, counter)),
             }
         }
     }
@@ -145,6 +163,16 @@ mod tests {
         ] {
             assert_eq!(parsed(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn the_next_name_comes_after_the_newest() {
+        assert_eq!(next_name(100, None), (100, 0));
+        assert_eq!(next_name(100, Some((99, 3))), (100, 0));
+        assert_eq!(next_name(100, Some((100, 0))), (100, 1));
+        assert_eq!(next_name(100, Some((100, 7))), (100, 8));
+        // A clock that went back: still after the newest.
+        assert_eq!(next_name(90, Some((100, 2))), (100, 3));
     }
 
     #[test]
