@@ -1,6 +1,8 @@
 //! The side lock file (`<log>.lock`) damaged while processes log: deleted while writers
 //! run (a new one is created, and everyone still excludes everyone), or truncated (it is
-//! grown back before its shared page is touched). Each is reported once on stderr
+//! grown back before its shared page is touched), or deleted every few milliseconds while
+//! two processes rotate (no archive is ever renamed over, so no record is lost). Each is
+//! reported once on stderr
 //! (rate-limited, lines starting with `tracing-shared-file:`), never a panic or a hang.
 //!
 //! Cross-process scenarios re-run this test binary as writer processes: `worker_entry`
@@ -12,7 +14,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -162,6 +164,125 @@ fn a_deleted_lock_file_is_recreated_and_still_excludes_everyone() {
                 outcome.finished.stderr
             );
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The lock file deleted again and again while two processes rotate: for a moment each
+// locks a different file, and both may rotate at once. Renames never replace a name, so
+// no archive is ever overwritten: a rotation that finds its target taken fails, is
+// reported, and its event is appended to the live file anyway.
+
+/// Small, so that the writers rotate all the time and every rotation renames many
+/// archives: a deletion often lands while one of them is renaming.
+const CHURN_MAX_BYTES: u64 = 2048;
+/// Records per thread of each of the two processes.
+const CHURN_LINES: u64 = 1_500;
+
+/// Every line of the log's files, `app.log` and `app.log.N`, per record; `Err` with the
+/// first line that is not an intact record, and with any other file beside them.
+fn records_in_files(dir: &std::path::Path) -> Result<BTreeMap<(WriterId, u64), u64>, String> {
+    let mut records = BTreeMap::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let is_log = name == "app.log"
+            || name
+                .strip_prefix("app.log.")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if name == "app.log.lock" {
+            continue;
+        }
+        if !is_log {
+            return Err(format!("unexpected file {name}"));
+        }
+        let text = fs::read_to_string(dir.join(&name)).unwrap();
+        for line in text.split_inclusive('\n') {
+            let record = line.strip_suffix('\n').and_then(parse_record);
+            let Some(record) = record else {
+                return Err(format!("{name} holds a torn line: {line:?}"));
+            };
+            *records.entry(record).or_default() += 1;
+        }
+    }
+    Ok(records)
+}
+
+/// Before the fix, two processes renumbering the archives at once (under split locks)
+/// renamed archives onto one another, losing whole files of records that both writers
+/// had counted as written.
+#[test]
+fn a_lock_file_deleted_under_rotating_writers_never_costs_an_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let log = logs.join("app.log");
+    let lock = logs.join("app.log.lock");
+    let config = WorkerConfig {
+        log: log.clone(),
+        max_bytes: CHURN_MAX_BYTES,
+        max_files: KEEP_ALL,
+        threads: 2,
+        phases: vec![CHURN_LINES],
+    };
+    let processes = 0..2;
+    let mut fleet = Fleet::new(&dir.path().join("sync"));
+    fleet.start(processes.clone(), &config);
+    // Deletes the lock file every 2 ms until both writers are done.
+    let stats_files: Vec<_> = processes
+        .clone()
+        .map(|p| fleet.sync.join(format!("stats.{p}")))
+        .collect();
+    let mut deletions = 0;
+    let mut last = Instant::now();
+    fleet.wait_until("the writers to finish", || {
+        if last.elapsed() >= Duration::from_millis(2) && fs::remove_file(&lock).is_ok() {
+            deletions += 1;
+            last = Instant::now();
+        }
+        stats_files.iter().all(|path| path.exists())
+    });
+    let outcomes = fleet.finish();
+    assert!(
+        deletions >= 10,
+        "the lock file was deleted {deletions} times"
+    );
+
+    // Every record that the writers counted as written is in the files exactly once: a
+    // rename onto an archive would have lost a whole file of them. A write may fail while
+    // the lock file is missing (its event dropped, counted and reported), so the test
+    // counts rather than lists the records each writer must have.
+    let records = records_in_files(&logs).unwrap_or_else(|problem| panic!("{problem}"));
+    let twice: Vec<_> = records.iter().filter(|&(_, &n)| n > 1).collect();
+    assert!(twice.is_empty(), "records found more than once: {twice:?}");
+    let unexpected: Vec<_> = records
+        .keys()
+        .filter(|(writer, seq)| writer.process > 1 || writer.thread > 1 || *seq >= CHURN_LINES)
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "records nobody wrote: {unexpected:?}"
+    );
+    let archives = fs::read_dir(&logs).unwrap().count() - 2;
+    let mut rotation_errors = 0;
+    for outcome in &outcomes {
+        let (written, dropped) = (outcome.stat("written"), outcome.stat("dropped"));
+        rotation_errors += outcome.stat("rotation_errors");
+        assert_eq!(
+            (written + dropped, outcome.stat("write_errors")),
+            (outcome.expected_events(), dropped),
+            "worker {}: every event is written or dropped (one failed write each)",
+            outcome.process
+        );
+        let found = records
+            .keys()
+            .filter(|(writer, _)| writer.process == outcome.process)
+            .count() as u64;
+        assert_eq!(
+            found, written,
+            "worker {} counted {written} events as written ({dropped} dropped); the files \
+             hold {found} of its records. {deletions} deletions, {archives} archives, \
+             {rotation_errors} rotation errors so far. Reports:\n{}",
+            outcome.process, outcome.finished.stderr
+        );
     }
 }
 

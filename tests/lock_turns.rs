@@ -2,6 +2,10 @@
 //! rotation points rotates once per hold of the lock, and stands back between holds when
 //! another process waits, so a synchronous writer in another process gets its line in
 //! early in the batch (in its first quarter here), instead of waiting for all of it.
+//!
+//! The count of waiters that makes a batch stand back lives in the lock file's shared
+//! page; a waiter killed with `SIGKILL` never takes itself off it. A turn that nobody
+//! took forgets the count, so that long writes do not stand back for nobody for ever.
 
 mod common;
 
@@ -21,6 +25,7 @@ const SINGLE_LINE: &[u8] = b"the single line\n";
 const LINE: &[u8] =
     b"2026-11-27T12:00:00.000000Z  INFO turns: a line that fills one of the many small files\n";
 const DEADLINE: Duration = Duration::from_secs(60);
+const WAITER_ENV: &str = "TSF_LOCK_TURNS_WAITER";
 
 fn build(dir: &Path) -> SharedFile {
     SharedFile::builder(dir.join("app.log"))
@@ -78,6 +83,17 @@ fn role_entry() {
         wait_for(&dir.join("single-go"));
         (&log).write_all(SINGLE_LINE).unwrap();
     }
+}
+
+/// Child side: writes one line, which waits for the lock the test holds until the test
+/// kills this process.
+#[test]
+fn killed_waiter_entry() {
+    let Some(dir) = std::env::var_os(WAITER_ENV) else {
+        return;
+    };
+    let log = build(Path::new(&dir));
+    let _ = (&log).write_all(SINGLE_LINE);
 }
 
 struct KillOnDrop(Child);
@@ -142,5 +158,134 @@ fn a_long_batch_lets_a_waiting_writer_in_between_its_rotations() {
         holder > archives * 3 / 4,
         "the single line is in app.log.{holder} of {archives} archives (0: the live file): \
          it waited for much of the batch instead of getting a turn"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Waiters killed while they waited.
+
+/// The count of threads waiting for the lock: word 14 of the lock file's shared page (a
+/// native-endian `u64` at byte 112). An internal layout detail (`src/lock/page.rs`,
+/// `WAITERS`), read here because nothing else shows the count without timing writes.
+fn waiters_in_page(lock: &Path) -> u64 {
+    use std::os::unix::fs::FileExt;
+    const WAITERS_WORD: u64 = 14;
+    let mut word = [0; 8];
+    File::open(lock)
+        .unwrap()
+        .read_exact_at(&mut word, WAITERS_WORD * 8)
+        .unwrap();
+    u64::from_ne_bytes(word)
+}
+
+/// `fmt_line`-style lines of one writer, numbered from 0, for the batch.
+fn batch_line(seq: u64) -> String {
+    let writer = common::workload::WriterId {
+        process: 0,
+        thread: 0,
+    };
+    common::workload::fmt_line(writer, seq)
+}
+
+/// Three writers are killed (`SIGKILL`) while they wait for the lock, which leaves the
+/// page counting three waiters that will never come. A non-blocking batch that crosses
+/// many rotation points then stands back once for them, finds that nobody took the turn,
+/// and forgets the count: it is 0 afterwards. Before the fix it stayed at 3 for the life
+/// of the lock file, and every long write stood back 200 µs per rotation for nobody.
+#[test]
+fn a_turn_nobody_takes_forgets_the_waiters_that_killed_processes_left() {
+    const KILLED_WAITERS: u64 = 3;
+    const BATCH_LINES: u64 = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let lock_path = dir.path().join("app.log.lock");
+    // Held by the test, so that each writer process waits for it.
+    let lock = {
+        drop(build(dir.path()));
+        let lock = File::open(&lock_path).unwrap();
+        lock.lock().unwrap();
+        lock
+    };
+    assert_eq!(waiters_in_page(&lock_path), 0, "a fresh lock file");
+    for killed in 1..=KILLED_WAITERS {
+        let mut waiter = KillOnDrop(
+            common::spawn_retrying(
+                Command::new(std::env::current_exe().unwrap())
+                    .args([
+                        "--exact",
+                        "killed_waiter_entry",
+                        "--nocapture",
+                        "--test-threads=1",
+                    ])
+                    .env(WAITER_ENV, dir.path())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null()),
+            )
+            .unwrap(),
+        );
+        let deadline = Instant::now() + DEADLINE;
+        while waiters_in_page(&lock_path) < killed {
+            if let Some(status) = waiter.0.try_wait().unwrap() {
+                panic!("the waiter exited ({status}) instead of waiting for the lock");
+            }
+            assert!(Instant::now() < deadline, "the waiter never waited");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        waiter.0.kill().unwrap();
+        waiter.0.wait().unwrap();
+    }
+    assert_eq!(
+        waiters_in_page(&lock_path),
+        KILLED_WAITERS,
+        "each killed waiter left itself counted"
+    );
+
+    // The batch: queued while the lock is still held, so that it goes out in one or two
+    // big batches once it is let go.
+    let log = build(dir.path());
+    let (mut writer, guard) = log
+        .non_blocking_builder()
+        .max_queued_bytes(2 * BATCH_BYTES)
+        .max_batch_bytes(2 * BATCH_BYTES)
+        .finish();
+    let expected: String = (0..BATCH_LINES).map(batch_line).collect();
+    assert!(expected.len() < BATCH_BYTES);
+    for seq in 0..BATCH_LINES {
+        writer.write_all(batch_line(seq).as_bytes()).unwrap();
+    }
+    lock.unlock().unwrap();
+    drop(guard);
+
+    let stats = log.stats();
+    assert_eq!(
+        (
+            stats.events_written,
+            stats.events_dropped,
+            stats.write_errors
+        ),
+        (BATCH_LINES, 0, 0)
+    );
+    assert_eq!(
+        waiters_in_page(&lock_path),
+        0,
+        "the count the killed waiters left is forgotten once a turn goes untaken"
+    );
+    // Every line arrived, in order, across the archives (oldest first).
+    let archives = stats.rotations as usize;
+    assert!(archives > 10, "the batch crossed many rotation points");
+    let mut all = String::new();
+    for index in (1..=archives).rev() {
+        all.push_str(
+            &std::fs::read_to_string(dir.path().join(format!("app.log.{index}"))).unwrap(),
+        );
+    }
+    all.push_str(&std::fs::read_to_string(dir.path().join("app.log")).unwrap());
+    assert!(
+        all == expected,
+        "the archives and the live file hold exactly the batch, in order"
+    );
+    assert!(
+        !dir.path()
+            .join(format!("app.log.{}", archives + 1))
+            .exists()
     );
 }

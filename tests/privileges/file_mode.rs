@@ -3,7 +3,9 @@
 //! files), whatever the umask; without it, `0o666` less the umask. It applies at creation
 //! only: an existing file keeps its mode. A mode without owner read and write, or with
 //! bits beyond `0o777`, is refused. No temporary file (`.app.log.<pid>.<n>.tmp`) is left
-//! behind. None of this needs root.
+//! behind, and the next `build()` removes those a killed process left (only those).
+//! Directories the crate creates take `file_mode` too, with search where it gives read.
+//! None of this needs root.
 //!
 //! The umask is the whole process's, so the umask scenarios run in a fresh process each.
 
@@ -249,4 +251,200 @@ fn a_normal_run_leaves_no_temporary_files() {
     // Exactly the live file, the lock file and the archives: no `.app.log.*.tmp`.
     let files = scratch.log_files(report.archives);
     assert_eq!(modes(&files), all_with(&files, 0o640));
+}
+
+// ---------------------------------------------------------------------------------------
+// Directories the crate creates take `file_mode`, with search wherever it gives read.
+
+const DIR_MODES_ENV: &str = "TSF_PRIVILEGES_DIR_MODES";
+/// Each case: the name of its tree, and its `file_mode` (`None`: no `file_mode`).
+const DIR_MODE_CASES: [(&str, Option<u32>); 5] = [
+    ("none", None),
+    ("600", Some(0o600)),
+    ("640", Some(0o640)),
+    ("660", Some(0o660)),
+    ("666", Some(0o666)),
+];
+
+/// The log of one case, two directories below the tree's existing root:
+/// `<base>/<case>/a/b/app.log`.
+fn nested_log(base: &std::path::Path, case: &str) -> PathBuf {
+    base.join(case).join("a").join("b").join("app.log")
+}
+
+/// Child side: under umask 077, for each case builds a log whose two directories above it
+/// are missing, in `<root>/built`; and in `<root>/recreated`, builds and logs, removes
+/// both directories, and logs again, so that the writer creates them anew.
+#[test]
+fn directory_modes_entry() {
+    let Some(root) = std::env::var_os(DIR_MODES_ENV) else {
+        return;
+    };
+    let root = PathBuf::from(root);
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(0o077) };
+    for (case, file_mode) in DIR_MODE_CASES {
+        for tree in ["built", "recreated"] {
+            let path = nested_log(&root.join(tree), case);
+            let mut builder = SharedFile::builder(&path)
+                // The removal below is noticed at the next write.
+                .path_check_interval(std::time::Duration::ZERO);
+            if let Some(mode) = file_mode {
+                builder = builder.file_mode(mode);
+            }
+            let log = builder.build().expect("build");
+            write_lines(&log, WRITER, 0..1);
+            if tree == "recreated" {
+                fs::remove_dir_all(root.join(tree).join(case).join("a")).unwrap();
+                write_lines(&log, WRITER, 1..2);
+            }
+        }
+    }
+}
+
+/// Under umask 077, the directories that `build()` creates, and those a writer creates
+/// again after they were removed, get `file_mode` with search added wherever it gives
+/// read (`0o660` makes `0o770`), exactly; without `file_mode`, the umask decides
+/// (`0o700`). The directory that existed keeps its mode. Before the fix they were always
+/// made by the umask, so a worker of the group could not reach files made `0o660` for it.
+#[test]
+fn directories_the_crate_creates_take_file_mode_with_search_where_it_gives_read() {
+    let scratch = Scratch::new(None, 0o755);
+    for tree in ["built", "recreated"] {
+        let dir = scratch.logs.join(tree);
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let finished = scratch
+        .spawn(
+            &exe,
+            "file_mode::directory_modes_entry",
+            "dir-modes",
+            |command| {
+                command.env(DIR_MODES_ENV, &scratch.logs);
+            },
+        )
+        .finish();
+    finished.assert_success();
+
+    let mode_of = |path: &std::path::Path| {
+        Mode::of(&fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+    };
+    for tree in ["built", "recreated"] {
+        let base = scratch.logs.join(tree);
+        let (mut actual, mut expected) = (BTreeMap::new(), BTreeMap::new());
+        for (case, file_mode) in DIR_MODE_CASES {
+            let log = nested_log(&base, case);
+            let b = log.parent().unwrap();
+            let a = b.parent().unwrap();
+            let top = a.parent().unwrap();
+            let (dir_mode, files_mode) = match file_mode {
+                Some(mode) => (mode | (mode & 0o444) >> 2, mode),
+                None => (0o700, 0o600),
+            };
+            let name =
+                |path: &std::path::Path| path.strip_prefix(&base).unwrap().display().to_string();
+            for (dir, mode) in [(top, dir_mode), (a, dir_mode), (b, dir_mode)] {
+                actual.insert(name(dir), mode_of(dir));
+                expected.insert(name(dir), Mode(mode));
+            }
+            for file in [log.clone(), log.with_file_name("app.log.lock")] {
+                actual.insert(name(&file), mode_of(&file));
+                expected.insert(name(&file), Mode(files_mode));
+            }
+            let lines = if tree == "recreated" { 1..2 } else { 0..1 };
+            assert_eq!(
+                fs::read_to_string(&log).unwrap(),
+                lines.map(|seq| fmt_line(WRITER, seq)).collect::<String>(),
+                "{}",
+                log.display()
+            );
+        }
+        assert_eq!(
+            actual, expected,
+            "the modes of the directories and files in `{tree}` (umask 077)"
+        );
+        assert_eq!(
+            mode_of(&base),
+            Mode(0o755),
+            "an existing directory keeps its mode"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Temporary files that a killed process left are removed by the next build.
+
+/// A process id that no process has: that of a child that has been waited for.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("run `true`");
+    let pid = child.id();
+    assert!(child.wait().unwrap().success());
+    pid
+}
+
+/// A process killed while it created a file with `file_mode` (or compressed an archive)
+/// leaves its hidden temporary file, `.app.log.<pid>.<n>.tmp`. The next `build()` removes
+/// those whose process is gone, and only those: one of a live process is being written,
+/// and names of other forms are not this crate's to touch.
+#[test]
+fn build_removes_the_temporary_files_of_dead_processes_and_nothing_else() {
+    let scratch = Scratch::new(None, 0o755);
+    let dead = dead_pid();
+    let alive = std::process::id();
+    let removed = [
+        format!(".app.log.{dead}.0.tmp"),
+        format!(".app.log.{dead}.17.tmp"),
+        // A compressor's.
+        format!(".app.log.2026-11-27T14-00-00Z.gz.{dead}.0.tmp"),
+        // Beyond any pid the kernel hands out.
+        ".app.log.99999999.0.tmp".to_string(),
+    ];
+    let kept = [
+        // This process is alive (a counter far above the ones this process uses).
+        format!(".app.log.{alive}.999999.tmp"),
+        ".app.log.bak".to_string(),
+        format!(".app.log.{dead}.tmp.txt"),
+        format!(".app.log.{dead}.tmp"),
+        format!(".app.log.x{dead}.0.tmp"),
+        format!("app.log.{dead}.0.tmp"),
+        format!(".other.log.{dead}.0.tmp"),
+        format!(".app.logx.{dead}.0.tmp"),
+    ];
+    for name in removed.iter().chain(&kept) {
+        fs::write(scratch.logs.join(name), name).unwrap();
+    }
+    let log = SharedFile::builder(scratch.log())
+        .file_mode(0o640)
+        .build()
+        .unwrap();
+    write_lines(&log, WRITER, 0..1);
+
+    let mut expected: Vec<String> = kept.to_vec();
+    expected.extend(["app.log".to_string(), "app.log.lock".to_string()]);
+    expected.sort();
+    let mut names: Vec<String> = fs::read_dir(&scratch.logs)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names, expected,
+        "the temporary files of dead process {dead} are gone, everything else is there"
+    );
+    for name in &kept {
+        assert_eq!(
+            fs::read_to_string(scratch.logs.join(name)).unwrap(),
+            *name,
+            "{name} is untouched"
+        );
+    }
+    assert_eq!(
+        fs::read_to_string(scratch.log()).unwrap(),
+        fmt_line(WRITER, 0)
+    );
 }
