@@ -178,7 +178,8 @@ fn parent(options: &Options) -> Result<bool, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     println!(
         "tracing-shared-file demo: {processes} processes x {threads} threads x {lines} lines, \
-         max_bytes {max_bytes}, max_files {max_files}"
+         max_bytes {max_bytes}, keeping every rotated file (max_files {max_files}, enough \
+         for this run)"
     );
     // `start` returns once every worker is ready and has been told to go.
     let workers = Workers::start(|| Command::new(&exe), &specs);
