@@ -100,7 +100,11 @@ pub(crate) fn create_dirs(path: &Path, file_mode: Option<u32>) -> io::Result<()>
     let missing: Vec<&Path> = path.ancestors().take_while(|dir| !dir.exists()).collect();
     for dir in missing.into_iter().rev() {
         match std::fs::create_dir(dir) {
-            Ok(()) => crate::platform::set_mode(dir, mode)?,
+            // A set-group-ID bit inherited from the parent stays: new files keep taking
+            // the directory's group, which is what processes of different users share.
+            Ok(()) => {
+                crate::platform::set_mode(dir, mode | crate::platform::set_group_id_of(dir)?)?
+            }
             // Another process made it meanwhile: its mode is its own.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),

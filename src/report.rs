@@ -50,6 +50,9 @@ enum Failed {
     Rotation,
     /// An event cut short by a panic while it was being written was discarded.
     CutShortByPanic,
+    /// Nothing was lost, but something is worth knowing: a partial line that a killed
+    /// process left was cut off, the lock file was replaced, processes disagree on options.
+    Notice,
 }
 
 impl<'a> IoFailure<'a> {
@@ -74,6 +77,14 @@ impl<'a> IoFailure<'a> {
             path,
             error,
             what: Failed::CutShortByPanic,
+        }
+    }
+
+    pub(crate) fn notice(path: &'a Path, error: &'a io::Error) -> Self {
+        IoFailure {
+            path,
+            error,
+            what: Failed::Notice,
         }
     }
 
@@ -117,8 +128,9 @@ impl IoFailure<'_> {
     /// the event is then appended to the live file, which grows past `max_bytes` until a
     /// rotation succeeds. (If that append fails too, it is reported separately, with
     /// `event_dropped() == true`.) Nor does a failed explicit `flush` of an
-    /// [`EventWriter`](crate::EventWriter), which keeps the event to try again. An event
-    /// cut short by a panic while it was being written is dropped, and reported too.
+    /// [`EventWriter`](crate::EventWriter), which keeps the event to try again, nor a
+    /// notice (see [`Builder::on_error`](crate::Builder::on_error)). An event cut short by
+    /// a panic while it was being written is dropped, and reported too.
     ///
     /// # Examples
     ///
@@ -149,7 +161,7 @@ impl fmt::Display for IoFailure<'_> {
                 f,
                 "cannot rotate log file `{path}`, so it grows past max_bytes until a rotation succeeds: {error}"
             ),
-            Failed::CutShortByPanic => write!(f, "log file `{path}`: {error}"),
+            Failed::CutShortByPanic | Failed::Notice => write!(f, "log file `{path}`: {error}"),
         }
     }
 }
@@ -210,12 +222,12 @@ impl RateLimitedStderr {
     }
 }
 
-/// Says once, on stderr, that processes sharing `path` use different rotation options.
+/// The message saying that processes sharing `path` use different rotation options.
 /// Rotation is done by whichever process writes the event that does not fit, so the file
 /// follows a mix of both.
-pub(crate) fn options_disagree(path: &Path, ours: (u64, u64), theirs: RecordedOptions) {
-    let line = format!(
-        "tracing-shared-file: processes sharing log file `{}` use different options: this one (pid {}) max_bytes {} and max_files {}, pid {} max_bytes {} and max_files {}; give every process the same options\n",
+pub(crate) fn options_disagree(path: &Path, ours: (u64, u64), theirs: RecordedOptions) -> String {
+    format!(
+        "processes sharing log file `{}` use different options: this one (pid {}) max_bytes {} and max_files {}, pid {} max_bytes {} and max_files {}; give every process the same options",
         path.display(),
         crate::platform::pid(),
         ours.0,
@@ -223,6 +235,5 @@ pub(crate) fn options_disagree(path: &Path, ours: (u64, u64), theirs: RecordedOp
         theirs.pid,
         theirs.max_bytes,
         theirs.max_files
-    );
-    crate::platform::write_stderr(line.as_bytes());
+    )
 }

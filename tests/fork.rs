@@ -206,6 +206,8 @@ fn run_scenario(scenario: &str, dir: &Path) {
         ])
         .env(SCENARIO_ENV, format!("{scenario}:{}", dir.display()))
         .stdout(Stdio::null())
+        // The reports a scenario provokes on purpose; shown only if it fails.
+        .stderr(std::fs::File::create(dir.join("scenario.stderr")).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -219,7 +221,11 @@ fn run_scenario(scenario: &str, dir: &Path) {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    assert!(status.success(), "scenario {scenario} failed: {status}");
+    assert!(
+        status.success(),
+        "scenario {scenario} failed: {status}\n{}",
+        std::fs::read_to_string(dir.join("scenario.stderr")).unwrap_or_default()
+    );
 }
 
 #[test]

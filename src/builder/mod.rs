@@ -226,7 +226,10 @@ impl Builder {
     /// Calls `hook` with every I/O failure on the write path, instead of the default:
     /// a line on stderr, at most once every 10 seconds (with a count of the ones
     /// suppressed in between). Every failure is also counted in
-    /// [`SharedFile::stats`](crate::SharedFile::stats).
+    /// [`SharedFile::stats`](crate::SharedFile::stats). The hook also receives the notices
+    /// that would otherwise go to stderr, about things that lost nothing (a partial line
+    /// that a killed process left was cut off, the lock file was replaced, processes
+    /// disagree on options), with [`IoFailure::event_dropped`] false.
     ///
     /// The hook runs after the locks are released, on the thread that wrote (in
     /// non-blocking mode, the background thread). It must not log through the same

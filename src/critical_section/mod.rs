@@ -526,13 +526,13 @@ impl Inner {
             self.report_failure(&IoFailure::rotation(&self.path, error));
         }
         if outcome.lock_file_replaced {
-            self.notices.report(format_args!(
+            self.notice(format_args!(
                 "lock file `{}` was deleted or replaced; now locking the new one",
                 self.lock_path.display()
             ));
         }
         if outcome.repaired_partial_write {
-            self.notices.report(format_args!(
+            self.notice(format_args!(
                 "cut off a partial line that a killed process left in `{}`",
                 self.path.display()
             ));
@@ -540,11 +540,30 @@ impl Inner {
         if let Some(theirs) = outcome.options_disagree
             && !self.options_reported.swap(true, Relaxed)
         {
-            crate::report::options_disagree(
+            let message = crate::report::options_disagree(
                 &self.path,
                 (self.settings.max_bytes, self.settings.max_files as u64),
                 theirs,
             );
+            match &self.on_error {
+                Some(_) => self.notice(format_args!("{message}")),
+                // Once per process, so not rate-limited with the other notices.
+                None => crate::platform::write_stderr(
+                    format!("tracing-shared-file: {message}\n").as_bytes(),
+                ),
+            }
+        }
+    }
+
+    /// Something worth knowing that lost nothing: to the hook if there is one, else on
+    /// stderr, rate-limited.
+    fn notice(&self, message: std::fmt::Arguments<'_>) {
+        match &self.on_error {
+            Some(_) => {
+                let error = io::Error::other(message.to_string());
+                self.report_failure(&IoFailure::notice(&self.path, &error));
+            }
+            None => self.notices.report(message),
         }
     }
 

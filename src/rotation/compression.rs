@@ -154,9 +154,10 @@ fn compress(dir: &Dir, archive: &OsStr, file_mode: Option<u32>) -> io::Result<()
         // Retention deleted the archive meanwhile: its copy must go too, not come back.
         Ok(()) if dir.entry(archive)?.is_none() => return remove_if_there(dir, &gz),
         Ok(()) => {}
-        // Another process finished first: its copy is complete.
+        // Another process finished first: its copy is complete, and removing the archive
+        // is its job (it gives its copy up if it finds the archive gone).
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            remove_if_there(dir, &temporary)?;
+            return remove_if_there(dir, &temporary);
         }
         Err(e) => {
             let _ = dir.remove(&temporary);

@@ -505,6 +505,21 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
 #[derive(Debug)]
 pub struct Workers {
     children: Vec<(u32, std::process::Child)>,
+    /// Where each worker's stderr goes, by process number.
+    stderr: std::collections::HashMap<u32, PathBuf>,
+}
+
+fn worker_stderr(process: u32, sync_dir: &Path) -> PathBuf {
+    sync_dir.join(format!("stderr.{process}"))
+}
+
+impl Workers {
+    fn stderr_of(&self, process: u32) -> String {
+        self.stderr
+            .get(&process)
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .unwrap_or_default()
+    }
 }
 
 impl Workers {
@@ -517,13 +532,22 @@ impl Workers {
             .map(|spec| {
                 let mut cmd = command();
                 spec.apply(&mut cmd);
-                // A worker's stdout is the test harness's chatter; its stderr carries panics.
+                // A worker's stdout is the test harness's chatter. Its stderr carries panics
+                // and the library's reports, which a test that provokes failures expects:
+                // it goes to a file, shown only when the worker fails.
                 cmd.stdout(std::process::Stdio::null());
+                let stderr = std::fs::File::create(worker_stderr(spec.process, &spec.sync_dir))
+                    .expect("cannot create a worker's stderr file");
+                cmd.stderr(stderr);
                 let child = cmd.spawn().expect("cannot spawn worker");
                 (spec.process, child)
             })
             .collect();
-        let mut workers = Workers { children };
+        let stderr = specs
+            .iter()
+            .map(|spec| (spec.process, worker_stderr(spec.process, &spec.sync_dir)))
+            .collect();
+        let mut workers = Workers { children, stderr };
         for spec in specs {
             workers.wait_until_ready(spec);
         }
@@ -540,7 +564,11 @@ impl Workers {
         while !ready.exists() {
             for (process, child) in &mut self.children {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("worker {process} exited before it was ready: {status}");
+                    let process = *process;
+                    panic!(
+                        "worker {process} exited before it was ready: {status}\n{}",
+                        self.stderr_of(process)
+                    );
                 }
             }
             assert!(
@@ -556,7 +584,13 @@ impl Workers {
     pub fn wait(mut self) {
         for (process, child) in &mut self.children {
             let status = child.wait().expect("cannot wait for worker");
-            assert!(status.success(), "worker {process} failed: {status}");
+            if !status.success() {
+                let process = *process;
+                panic!(
+                    "worker {process} failed: {status}\n{}",
+                    self.stderr_of(process)
+                );
+            }
         }
         self.children.clear();
     }
@@ -577,7 +611,13 @@ impl Workers {
                 );
                 std::thread::sleep(Duration::from_millis(2));
             };
-            assert!(status.success(), "worker {process} failed: {status}");
+            if !status.success() {
+                let process = *process;
+                panic!(
+                    "worker {process} failed: {status}\n{}",
+                    self.stderr_of(process)
+                );
+            }
         }
         self.children.clear();
     }

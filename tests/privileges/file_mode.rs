@@ -448,3 +448,24 @@ fn build_removes_the_temporary_files_of_dead_processes_and_nothing_else() {
         fmt_line(WRITER, 0)
     );
 }
+
+/// A directory the crate creates inside a set-group-ID directory keeps the bit, so files
+/// made in it still take the shared group (chmod would otherwise clear it).
+#[test]
+fn a_directory_made_in_a_set_group_id_directory_keeps_the_bit() {
+    let root = tempfile::tempdir().unwrap();
+    let shared = root.path().join("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o2775)).unwrap();
+    let log = SharedFile::builder(shared.join("sub/app.log"))
+        .file_mode(0o660)
+        .build()
+        .unwrap();
+    drop(log);
+    let sub = fs::metadata(shared.join("sub")).unwrap();
+    assert_eq!(sub.mode() & 0o7777, 0o2770);
+    assert_eq!(
+        fs::metadata(shared.join("sub/app.log")).unwrap().gid(),
+        fs::metadata(&shared).unwrap().gid()
+    );
+}

@@ -41,6 +41,13 @@ pub(crate) fn set_mode(path: &std::path::Path, mode: u32) -> io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
+/// The set-group-ID bit of what `path` names, as a mode (0 if unset).
+pub(crate) fn set_group_id_of(path: &std::path::Path) -> io::Result<u32> {
+    // S_ISGID, the same on every Unix (libc's type for it is not).
+    const SET_GROUP_ID: u32 = 0o2000;
+    Ok(std::fs::metadata(path)?.mode() & SET_GROUP_ID)
+}
+
 /// How many names a file has. More than one means another file shares its data: writing
 /// to it would write to that file too.
 pub(crate) fn hard_links(metadata: &Metadata) -> u64 {
