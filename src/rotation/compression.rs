@@ -149,10 +149,19 @@ fn compress(dir: &Dir, archive: &OsStr, file_mode: Option<u32>) -> io::Result<()
         .and_then(|file| write_gzip(&mut source, file));
     let mut gz = archive.to_os_string();
     gz.push(".gz");
-    let placed = written.and_then(|()| dir.rename_exclusive(&temporary, &gz));
+    // Retention may have deleted the archive meanwhile: then its copy must not come back
+    // (retention also removes a copy that got its name first). Checked before the rename,
+    // not after: once the copy is in place, another pass may rightly remove the archive.
+    let still_there = written.and_then(|()| {
+        let source_id = crate::platform::FileId::of(&source.metadata()?);
+        Ok(dir.entry(archive)?.is_some_and(|entry| entry.id == source_id))
+    });
+    let placed = match still_there {
+        Ok(false) => return remove_if_there(dir, &temporary),
+        Ok(true) => dir.rename_exclusive(&temporary, &gz),
+        Err(e) => Err(e),
+    };
     match placed {
-        // Retention deleted the archive meanwhile: its copy must go too, not come back.
-        Ok(()) if dir.entry(archive)?.is_none() => return remove_if_there(dir, &gz),
         Ok(()) => {}
         // Another process finished first: its copy is complete, and removing the archive
         // is its job (it gives its copy up if it finds the archive gone).
