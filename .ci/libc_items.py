@@ -3,7 +3,8 @@
 
 Lists every `libc::` item that the crate's `src/` uses and looks each one up in the source
 of the `libc` version that `Cargo.lock` pins, for every target in TARGETS (Linux, macOS on
-both architectures, FreeBSD; the environment variable PORTABILITY_TARGETS replaces the list):
+both architectures, FreeBSD, and NetBSD, OpenBSD, DragonFly and illumos, whose standard
+library this machine does not have; the environment variable PORTABILITY_TARGETS replaces the list):
 
 - on our side, a use that a `cfg` keeps out of a target (a call under
   `#[cfg(target_os = "linux")]`, say) is not looked up for that target;
@@ -38,7 +39,9 @@ from pathlib import Path
 
 TARGETS = os.environ.get(
     "PORTABILITY_TARGETS",
-    "x86_64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin x86_64-unknown-freebsd",
+    "x86_64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin x86_64-unknown-freebsd"
+    " x86_64-unknown-netbsd x86_64-unknown-openbsd x86_64-unknown-dragonfly"
+    " x86_64-unknown-illumos",
 ).split()
 
 # (target_os, item, declared?): answers known from the platforms' headers, to prove the

@@ -154,7 +154,9 @@ fn compress(dir: &Dir, archive: &OsStr, file_mode: Option<u32>) -> io::Result<()
     // not after: once the copy is in place, another pass may rightly remove the archive.
     let still_there = written.and_then(|()| {
         let source_id = crate::platform::FileId::of(&source.metadata()?);
-        Ok(dir.entry(archive)?.is_some_and(|entry| entry.id == source_id))
+        Ok(dir
+            .entry(archive)?
+            .is_some_and(|entry| entry.id == source_id))
     });
     let placed = match still_there {
         Ok(false) => return remove_if_there(dir, &temporary),

@@ -399,17 +399,12 @@ impl Dir {
 /// Sets the calling thread's `errno`, where the platform says how; elsewhere the end of a
 /// directory stream and an error reading it look alike, and both end the listing.
 fn set_errno(value: libc::c_int) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "dragonfly"))]
     // SAFETY: the calling thread's errno.
     unsafe {
         *libc::__errno_location() = value;
     }
-    #[cfg(any(
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "dragonfly"
-    ))]
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
     // SAFETY: the calling thread's errno.
     unsafe {
         *libc::__error() = value;

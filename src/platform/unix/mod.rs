@@ -87,16 +87,17 @@ pub(crate) fn retry_interrupted<T>(mut call: impl FnMut() -> io::Result<T>) -> i
     }
 }
 
-/// Makes sure the first `len` bytes of `file` exist and have disk blocks behind them.
+/// Makes sure the first `len` bytes of `file` exist and, where the file system can
+/// promise it, have disk blocks behind them.
 ///
 /// A mapped page over a hole would need a block at the first store, and on a full disk
 /// the kernel answers that with SIGBUS instead of an error: allocate now, while an error
-/// can still be returned.
+/// can still be returned. Never writes data: another process may have set the page up
+/// since this one looked at the length.
 pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
-        // glibc falls back to writing zeros where the file system cannot allocate.
-        retry_interrupted(|| {
+        let allocated = retry_interrupted(|| {
             // SAFETY: a valid descriptor; the range is ours.
             let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
             if rc == 0 {
@@ -104,18 +105,30 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
             } else {
                 Err(io::Error::from_raw_os_error(rc))
             }
-        })
+        });
+        match allocated {
+            // Copy-on-write file systems (ZFS on FreeBSD) and musl answer EINVAL or
+            // EOPNOTSUPP: they cannot reserve blocks, so extending is all there is to do.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                extend(file, len)
+            }
+            other => other,
+        }
     }
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     {
-        // No posix_fallocate (macOS, the other BSDs): write real zeros past the end.
-        let current = file.metadata()?.len();
-        if current < len {
-            let zeros = vec![0u8; (len - current) as usize];
-            file.write_all_at(&zeros, current)?;
-        }
-        Ok(())
+        // No posix_fallocate (macOS, the other BSDs); APFS is copy-on-write anyway.
+        extend(file, len)
     }
+}
+
+/// Grows `file` to `len` bytes if it is shorter. Racing processes all end with the same
+/// file, and a page another process already wrote is left alone.
+fn extend(file: &File, len: u64) -> io::Result<()> {
+    if file.metadata()?.len() < len {
+        retry_interrupted(|| file.set_len(len))?;
+    }
+    Ok(())
 }
 
 /// The length of `file` as the kernel has it now, without the `struct stat` that
@@ -337,5 +350,31 @@ impl Drop for SharedPage {
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), Self::LEN);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback where blocks cannot be reserved: it must never write over a page that
+    /// another process set up after this one read the length.
+    #[test]
+    fn extending_keeps_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("page");
+        std::fs::write(&path, b"tsf-lock").unwrap();
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        extend(&file, 4096).unwrap();
+        let content = std::fs::read(&path).unwrap();
+        assert_eq!(content.len(), 4096);
+        assert_eq!(&content[..8], b"tsf-lock");
+        assert!(content[8..].iter().all(|&b| b == 0));
+
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        extend(&file, 4096).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 4096]);
+        allocate(&file, 4096).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 4096]);
     }
 }
