@@ -15,6 +15,9 @@
 //! - `non-blocking`: `tracing::info!` through a fmt layer on `SharedFile::non_blocking()`.
 //! - `appender`: `tracing::info!` through `tracing-appender`'s `rolling::never` and its
 //!   `non_blocking` (lossless), the single-process peer. It neither locks nor rotates.
+//! - `format-only`: `tracing::info!` through the same fmt layer writing into `io::sink`:
+//!   the cost of formatting alone, the ceiling for any writer. Nothing is written, so
+//!   nothing is verified (`n/a`).
 //!
 //! The raw modes write the same lines as the fmt layer would, formatted in advance.
 
@@ -35,12 +38,13 @@ use std::time::Instant;
 use verifier::{Expect, Verifier};
 use workload::{Workers, WriteMode, WriterSpec, fmt_line, run_writer};
 
-const MODES: [&str; 5] = [
+const MODES: [&str; 6] = [
     "raw-append",
     "raw-flock",
     "sync",
     "non-blocking",
     "appender",
+    "format-only",
 ];
 const ENV_MODE: &str = "THROUGHPUT_MODE";
 
@@ -57,7 +61,7 @@ struct Options {
 
 fn usage() -> &'static str {
     "usage: throughput [--processes 1,2,4,8] [--threads 1] [--lines 100000] \
-     [--modes raw-append,raw-flock,sync,non-blocking,appender] [--max-bytes 268435456] \
+     [--modes raw-append,raw-flock,sync,non-blocking,appender,format-only] [--max-bytes 268435456] \
      [--no-rotation-heavy] [--repeat 5] [--markdown]"
 }
 
@@ -180,6 +184,8 @@ struct RunResult {
     peak_rss_kib: u64,
     files: usize,
     ok: bool,
+    /// Whether the verifier checked the run (not for `format-only`, which writes nothing).
+    verified: bool,
     verdict: String,
 }
 
@@ -229,6 +235,21 @@ fn run(dir: &Path, mode: &str, processes: u32, options: &Options, max_bytes: u64
         .filter_map(|s| s.trim().parse().ok())
         .max()
         .unwrap_or(0);
+    let mut result = RunResult {
+        mode: mode.to_string(),
+        rotation_heavy: false,
+        max_bytes,
+        processes,
+        lines_per_sec: total_lines as f64 / elapsed.as_secs_f64(),
+        peak_rss_kib,
+        files: 0,
+        ok: true,
+        verified: false,
+        verdict: "nothing written, nothing verified".to_string(),
+    };
+    if mode == "format-only" {
+        return result;
+    }
     let report = specs
         .iter()
         .fold(Verifier::new(&log, max_bytes, max_files), |v, s| {
@@ -242,8 +263,10 @@ fn run(dir: &Path, mode: &str, processes: u32, options: &Options, max_bytes: u64
             v.expect_threads(s.process, s.threads, expect)
         })
         .verify();
-    let ok = report.is_ok();
-    let verdict = if ok {
+    result.ok = report.is_ok();
+    result.verified = true;
+    result.files = report.files.len();
+    result.verdict = if result.ok {
         format!(
             "verified {} lines, 0 lost/duplicated/torn",
             report.lines_verified
@@ -251,17 +274,7 @@ fn run(dir: &Path, mode: &str, processes: u32, options: &Options, max_bytes: u64
     } else {
         format!("DEFECTS: {report}")
     };
-    RunResult {
-        mode: mode.to_string(),
-        rotation_heavy: false,
-        max_bytes,
-        processes,
-        lines_per_sec: total_lines as f64 / elapsed.as_secs_f64(),
-        peak_rss_kib,
-        files: report.files.len(),
-        ok,
-        verdict,
-    }
+    result
 }
 
 /// One worker process: waits for the start signal, writes its lines in `mode`, then
@@ -271,6 +284,7 @@ fn worker(spec: &WriterSpec) -> ExitCode {
     match mode.as_str() {
         "raw-append" | "raw-flock" => raw_worker(spec, mode == "raw-flock"),
         "appender" => appender_worker(spec),
+        "format-only" => fmt_worker(spec, std::io::sink),
         _ => {
             let stats = run_writer(spec);
             if stats.write_errors > 0 {
@@ -339,6 +353,16 @@ fn appender_worker(spec: &WriterSpec) {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(appender);
+    fmt_worker(spec, writer);
+    drop(guard);
+}
+
+/// Logs every line through the fmt layer that the `non-blocking` mode uses, writing to
+/// `writer`.
+fn fmt_worker<W>(spec: &WriterSpec, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     workload::init_fmt_with(writer);
     signal_ready_and_wait(spec);
     std::thread::scope(|scope| {
@@ -350,7 +374,6 @@ fn appender_worker(spec: &WriterSpec) {
             });
         }
     });
-    drop(guard);
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -403,7 +426,7 @@ fn print_table(results: &[RunResult], options: &Options) {
                 r.lines_per_sec,
                 r.peak_rss_kib / 1024,
                 r.files,
-                if r.ok { "ok" } else { "DEFECTS" }
+                verdict(r)
             );
         } else {
             println!(
@@ -414,9 +437,17 @@ fn print_table(results: &[RunResult], options: &Options) {
                 r.lines_per_sec,
                 r.peak_rss_kib,
                 r.files,
-                if r.ok { "ok" } else { "DEFECTS" }
+                verdict(r)
             );
         }
+    }
+}
+
+fn verdict(r: &RunResult) -> &'static str {
+    match (r.verified, r.ok) {
+        (false, _) => "n/a",
+        (true, true) => "ok",
+        (true, false) => "DEFECTS",
     }
 }
 
@@ -449,6 +480,11 @@ fn print_targets(results: &[RunResult]) {
             "non-blocking P=1 / appender P=1",
             ratio(get("non-blocking", light, 1), get("appender", light, 1)),
             1.5,
+        ),
+        (
+            "non-blocking P=1 / format-only P=1",
+            ratio(get("non-blocking", light, 1), get("format-only", light, 1)),
+            0.9,
         ),
         (
             "sync P=max / sync P=1",
