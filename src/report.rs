@@ -48,6 +48,8 @@ enum Failed {
     WriteKept,
     /// A rotation failed; the events were appended to the live file anyway.
     Rotation,
+    /// The rotation was done, but deleting or compressing old archives failed.
+    Archives,
     /// An event cut short by a panic while it was being written was discarded.
     CutShortByPanic,
     /// Nothing was lost, but something is worth knowing: a partial line that a killed
@@ -72,6 +74,14 @@ impl<'a> IoFailure<'a> {
         }
     }
 
+    pub(crate) fn archives(path: &'a Path, error: &'a io::Error) -> Self {
+        IoFailure {
+            path,
+            error,
+            what: Failed::Archives,
+        }
+    }
+
     pub(crate) fn cut_short_by_panic(path: &'a Path, error: &'a io::Error) -> Self {
         IoFailure {
             path,
@@ -89,7 +99,7 @@ impl<'a> IoFailure<'a> {
     }
 
     pub(crate) fn is_rotation(&self) -> bool {
-        self.what == Failed::Rotation
+        matches!(self.what, Failed::Rotation | Failed::Archives)
     }
 }
 
@@ -160,6 +170,10 @@ impl fmt::Display for IoFailure<'_> {
             Failed::Rotation => write!(
                 f,
                 "cannot rotate log file `{path}`, so it grows past max_bytes until a rotation succeeds: {error}"
+            ),
+            Failed::Archives => write!(
+                f,
+                "cannot delete or compress the old archives of log file `{path}`; the next rotation tries again: {error}"
             ),
             Failed::CutShortByPanic | Failed::Notice => write!(f, "log file `{path}`: {error}"),
         }

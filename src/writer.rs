@@ -100,7 +100,8 @@ impl SharedFile {
     }
 
     pub(crate) fn from_parts(parts: Parts) -> Self {
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|myself| Inner {
+            myself: myself.clone(),
             path: parts.path,
             lock_path: parts.lock_path,
             name: parts.name,

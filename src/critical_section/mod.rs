@@ -38,6 +38,9 @@ pub(crate) enum IfFailed {
 
 /// Everything one [`SharedFile`](crate::SharedFile) and its clones share.
 pub(crate) struct Inner {
+    /// For the background threads that must come back to it (the compressor), without
+    /// keeping it alive.
+    pub(crate) myself: std::sync::Weak<Inner>,
     /// The log file's path, and its lock file's, as `build()` resolved them: for messages.
     pub(crate) path: PathBuf,
     pub(crate) lock_path: PathBuf,
@@ -495,6 +498,7 @@ impl Inner {
         #[cfg(feature = "compress")]
         if self.settings.compress {
             let job = rotation::compression::Job {
+                inner: self.myself.clone(),
                 dir,
                 name: self.name.clone(),
                 path: self.path.clone(),
@@ -506,6 +510,22 @@ impl Inner {
         }
         #[cfg(not(feature = "compress"))]
         let _ = dir;
+    }
+
+    /// Runs `f` under both locks, as a write would, and reports what entering them
+    /// found: for the compressor's last step, which must not interleave with a
+    /// rotation's retention.
+    #[cfg(feature = "compress")]
+    pub(crate) fn under_locks<R>(&self, f: impl FnOnce() -> R) -> io::Result<R> {
+        let mut outcome = Outcome::default();
+        let result = self.enter(&mut outcome).map(|entered| {
+            let guard = LockGuard::held(&entered.state.lock);
+            let result = f();
+            drop(guard);
+            result
+        });
+        self.report(&outcome);
+        result
     }
 
     /// Opens the lock file in `dir`; an error names it, and says what would fix it.

@@ -25,6 +25,8 @@ use crate::platform::{self, Access, Dir};
 
 /// What to compress: the log's directory and name, and the mode for new files.
 pub(crate) struct Job {
+    /// Where failures are reported, and whose locks the last step takes.
+    pub(crate) inner: std::sync::Weak<crate::critical_section::Inner>,
     pub(crate) dir: Arc<Dir>,
     pub(crate) name: OsString,
     pub(crate) path: std::path::PathBuf,
@@ -80,14 +82,10 @@ fn run(jobs: Receiver<Job>) {
             name: &job.name,
             path: &job.path,
         };
-        if let Err(error) = compress_pending(log, job.file_mode) {
-            platform::write_stderr(
-                format!(
-                    "tracing-shared-file: cannot compress the archives of log file `{}`: {error}\n",
-                    job.path.display()
-                )
-                .as_bytes(),
-            );
+        if let Err(error) = compress_pending(log, job.file_mode)
+            && let Some(inner) = job.inner.upgrade()
+        {
+            inner.report_failure(&crate::IoFailure::archives(&job.path, &error));
         }
     }
 }
