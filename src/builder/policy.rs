@@ -80,8 +80,10 @@ impl Builder {
         self
     }
 
-    /// Deletes archives older than this: judged by the rotation time in the name
-    /// (timestamped names) or by the last modification (numbered names). Default: no limit.
+    /// Deletes archives older than this: judged by the time in the name (timestamped
+    /// names; with [`rotate_every`](Self::rotate_every), from the end of the period that
+    /// time falls in, since a time rotation names the archive after its period's start)
+    /// or by the last modification (numbered names). Default: no limit.
     ///
     /// # Examples
     ///

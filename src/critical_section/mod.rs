@@ -40,6 +40,7 @@ pub(crate) enum IfFailed {
 pub(crate) struct Inner {
     /// For the background threads that must come back to it (the compressor), without
     /// keeping it alive.
+    #[cfg_attr(not(feature = "compress"), allow(dead_code))]
     pub(crate) myself: std::sync::Weak<Inner>,
     /// The log file's path, and its lock file's, as `build()` resolved them: for messages.
     pub(crate) path: PathBuf,
@@ -84,6 +85,8 @@ struct Outcome {
     bytes_written: u64,
     rotation_errors: u64,
     last_rotation_error: Option<io::Error>,
+    /// The rotation was done, but old archives could not be deleted.
+    archives_error: Option<io::Error>,
     lock_file_replaced: bool,
     repaired_partial_write: bool,
     options_disagree: Option<RecordedOptions>,
@@ -156,15 +159,19 @@ fn live_period(page: &Page, handle: &LogHandle, clock: &Clock, len: u64) -> io::
 }
 
 /// The period of a file's lines, from its last modification: an empty file holds none,
-/// so it is of the current period, and so is one modified in the future.
+/// so it is of the current period, and so is one modified in the future or before 2000.
 fn live_period_of_file(handle: &LogHandle, clock: &Clock, len: u64) -> io::Result<LivePeriod> {
-    let start = if len == 0 {
-        clock.current
-    } else {
-        clock
-            .schedule
-            .start_of(handle.modified()?)
-            .min(clock.current)
+    let modified = match len {
+        0 => None,
+        _ => Some(handle.modified()?),
+    };
+    // A time before 2000 is a clock that was not set: its lines are taken as this
+    // period's, never as 1970's.
+    let start = match modified {
+        Some(modified) if modified >= rotation::EARLIEST => {
+            clock.schedule.start_of(modified).min(clock.current)
+        }
+        _ => clock.current,
     };
     Ok(LivePeriod {
         start,
@@ -459,9 +466,14 @@ impl Inner {
         };
         let now = rotation::unix_now();
         match rotation::rotate(log, handle.id(), self.policy(), stamp, now, page.ledger()) {
-            Ok(Rotated::Yes { ledger }) => {
-                if let Some(ledger) = ledger {
-                    page.set_ledger(ledger);
+            Ok(Rotated::Yes { ledger, retention }) => {
+                match ledger {
+                    Some(ledger) => page.set_ledger(ledger),
+                    None => page.forget_ledger(),
+                }
+                if let Some(error) = retention {
+                    outcome.rotation_errors += 1;
+                    outcome.archives_error = Some(error);
                 }
                 self.counters.rotated();
                 *handle = self.open_log(dir)?;
@@ -489,6 +501,7 @@ impl Inner {
                 max_files: self.settings.max_files,
                 max_age: self.settings.max_age,
                 max_total_bytes: self.settings.max_total_bytes,
+                schedule: self.settings.schedule(),
             },
         }
     }
@@ -541,9 +554,14 @@ impl Inner {
     }
 
     fn report(&self, outcome: &Outcome) {
-        if let Some(error) = &outcome.last_rotation_error {
+        if outcome.rotation_errors > 0 {
             self.counters.rotation_failed(outcome.rotation_errors);
+        }
+        if let Some(error) = &outcome.last_rotation_error {
             self.report_failure(&IoFailure::rotation(&self.path, error));
+        }
+        if let Some(error) = &outcome.archives_error {
+            self.report_failure(&IoFailure::archives(&self.path, error));
         }
         if outcome.lock_file_replaced {
             self.notice(format_args!(

@@ -246,6 +246,12 @@ impl Page {
     }
 
     /// Counts a thread that starts waiting for the lock.
+    /// Makes the next rotation list the archives rather than trust the ledger.
+    pub(crate) fn forget_ledger(&self) {
+        self.word(LEDGER_VALID).store(0, Release);
+        self.word(NEWEST_VALID).store(0, Release);
+    }
+
     pub(crate) fn add_waiter(&self) {
         self.word(WAITERS).fetch_add(1, AcqRel);
     }

@@ -82,7 +82,13 @@ fn run(jobs: Receiver<Job>) {
             name: &job.name,
             path: &job.path,
         };
-        if let Err(error) = compress_pending(log, job.file_mode)
+        // The last step of each compression runs under the locks, like retention, so
+        // that the two never interleave. Once the `SharedFile` is gone, nothing is done.
+        let under_locks = |place: &mut dyn FnMut() -> io::Result<bool>| match job.inner.upgrade() {
+            Some(inner) => inner.under_locks(place)?,
+            None => Ok(false),
+        };
+        if let Err(error) = compress_pending(log, job.file_mode, &under_locks)
             && let Some(inner) = job.inner.upgrade()
         {
             inner.report_failure(&crate::IoFailure::archives(&job.path, &error));
@@ -90,36 +96,80 @@ fn run(jobs: Receiver<Job>) {
     }
 }
 
+/// Runs a step under the locks; `Ok(false)` when it could not run at all.
+type UnderLocks<'a> = dyn Fn(&mut dyn FnMut() -> io::Result<bool>) -> io::Result<bool> + 'a;
+
 /// One pass: cleans what killed compressors left, then compresses every plain archive
-/// but the newest, which a follower may still be reading.
-pub(crate) fn compress_pending(log: LogName<'_>, file_mode: Option<u32>) -> io::Result<()> {
-    crate::log_dir::remove_abandoned_temporaries(log.dir, log.name)?;
+/// but the newest, which a follower may still be reading. An archive that fails does
+/// not hold up the others; the first failure is returned once all were tried.
+fn compress_pending(
+    log: LogName<'_>,
+    file_mode: Option<u32>,
+    under_locks: &UnderLocks<'_>,
+) -> io::Result<()> {
+    let mut first_error = crate::log_dir::remove_abandoned_temporaries(log.dir, log.name).err();
     let archives = timestamped::list(log)?;
-    let mut plain: Vec<&timestamped::Archive> = Vec::new();
-    for archive in &archives {
-        if archive.compressed {
-            continue;
-        }
-        let mut gz = archive.name.clone();
-        gz.push(".gz");
-        if archives.iter().any(|other| other.name == gz) {
-            // Compressed before a kill stopped the removal: finish it.
-            remove_if_there(log.dir, &archive.name)?;
-        } else {
-            plain.push(archive);
-        }
-    }
     // The newest archive waits for the next rotation (logrotate's `delaycompress`).
     let newest = archives
         .last()
         .map(|archive| (archive.time, archive.counter));
-    for archive in plain {
-        if Some((archive.time, archive.counter)) == newest {
+    for archive in &archives {
+        if archive.compressed || Some((archive.time, archive.counter)) == newest {
             continue;
         }
-        compress(log.dir, &archive.name, file_mode)?;
+        let mut gz = archive.name.clone();
+        gz.push(".gz");
+        let done = if archives.iter().any(|other| other.name == gz) {
+            finish(log.dir, &archive.name, &gz)
+        } else {
+            compress(log.dir, &archive.name, &gz, file_mode, under_locks)
+        };
+        if let Err(error) = done {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// An archive whose `.gz` is there: a compressor was killed after placing its copy and
+/// before removing the archive. The archive goes only if the `.gz` is a regular file
+/// holding exactly the archive's content; anything else there (a link, an empty or
+/// truncated file, another file) is not ours, and both are left as they are.
+fn finish(dir: &Dir, archive: &OsStr, gz: &OsStr) -> io::Result<()> {
+    let open = |name: &OsStr| match dir.open_file(name, Access::existing(false), 0) {
+        Ok(file) if file.metadata()?.is_file() => Ok(Some(file)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || platform::is_symlink_refusal(&e) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    };
+    let (Some(plain), Some(compressed)) = (open(archive)?, open(gz)?) else {
+        return Ok(());
+    };
+    if same_content(plain, flate2::read::GzDecoder::new(compressed)) {
+        remove_if_there(dir, archive)?;
     }
     Ok(())
+}
+
+/// Whether `decoded` yields exactly the bytes of `plain`: a `.gz` that is truncated,
+/// corrupt or of something else does not, and reading stops at the first difference.
+fn same_content(mut plain: File, mut decoded: impl Read) -> bool {
+    let mut expected = vec![0; 64 * 1024];
+    let mut found = vec![0; 64 * 1024];
+    loop {
+        let Ok(read) = platform::retry_interrupted(|| plain.read(&mut expected)) else {
+            return false;
+        };
+        if read == 0 {
+            // The `.gz` must end here too.
+            return matches!(decoded.read(&mut found[..1]), Ok(0));
+        }
+        if decoded.read_exact(&mut found[..read]).is_err() || found[..read] != expected[..read] {
+            return false;
+        }
+    }
 }
 
 /// `.app.log.<stamp>.gz.<pid>.<n>.tmp`: hidden, and naming the process that writes it.
@@ -132,7 +182,13 @@ fn temporary_name(archive: &OsStr) -> OsString {
     name
 }
 
-fn compress(dir: &Dir, archive: &OsStr, file_mode: Option<u32>) -> io::Result<()> {
+fn compress(
+    dir: &Dir,
+    archive: &OsStr,
+    gz: &OsStr,
+    file_mode: Option<u32>,
+    under_locks: &UnderLocks<'_>,
+) -> io::Result<()> {
     let mut source = match dir.open_file(archive, Access::existing(false), 0) {
         Ok(file) => file,
         // Deleted by retention meanwhile, or a link, which is never followed.
@@ -141,39 +197,46 @@ fn compress(dir: &Dir, archive: &OsStr, file_mode: Option<u32>) -> io::Result<()
         }
         Err(e) => return Err(e),
     };
+    let metadata = source.metadata()?;
+    if !metadata.is_file() {
+        return Ok(());
+    }
+    let source_id = platform::FileId::of(&metadata);
     let temporary = temporary_name(archive);
-    let written = dir
-        .create_new(&temporary, file_mode)
-        .and_then(|file| write_gzip(&mut source, file));
-    let mut gz = archive.to_os_string();
-    gz.push(".gz");
-    // Retention may have deleted the archive meanwhile: then its copy must not come back
-    // (retention also removes a copy that got its name first). Checked before the rename,
-    // not after: once the copy is in place, another pass may rightly remove the archive.
-    let still_there = written.and_then(|()| {
-        let source_id = crate::platform::FileId::of(&source.metadata()?);
-        Ok(dir
-            .entry(archive)?
-            .is_some_and(|entry| entry.id == source_id))
-    });
-    let placed = match still_there {
-        Ok(false) => return remove_if_there(dir, &temporary),
-        Ok(true) => dir.rename_exclusive(&temporary, &gz),
-        Err(e) => Err(e),
-    };
-    match placed {
-        Ok(()) => {}
-        // Another process finished first: its copy is complete, and removing the archive
-        // is its job (it gives its copy up if it finds the archive gone).
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return remove_if_there(dir, &temporary);
+    let written = dir.create_new(&temporary, file_mode).and_then(|file| {
+        // The copy keeps the archive's time, as gzip does: retention judges age by it.
+        if let Ok(modified) = metadata.modified() {
+            let _ = file.set_modified(modified);
         }
+        write_gzip(&mut source, file)
+    });
+    // Retention, under the locks, deletes an archive and its `.gz`: so the check that the
+    // archive is still there and the rename happen under them too, or a copy could come
+    // back for an archive deleted in between.
+    let placed = written.and_then(|()| {
+        under_locks(&mut || {
+            if dir
+                .entry(archive)?
+                .is_none_or(|entry| entry.id != source_id)
+            {
+                return Ok(false);
+            }
+            match dir.rename_exclusive(&temporary, gz) {
+                Ok(()) => Ok(true),
+                // Another process placed its copy first: removing the archive is its job.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+    });
+    match placed {
+        Ok(true) => remove_if_there(dir, archive),
+        Ok(false) => remove_if_there(dir, &temporary),
         Err(e) => {
             let _ = dir.remove(&temporary);
-            return Err(e);
+            Err(e)
         }
     }
-    remove_if_there(dir, archive)
 }
 
 fn write_gzip(source: &mut File, target: File) -> io::Result<()> {

@@ -11,7 +11,7 @@ mod retention;
 mod timestamped;
 
 pub use period::Period;
-pub(crate) use period::{Schedule, unix_now, unix_seconds};
+pub(crate) use period::{EARLIEST, Schedule, unix_now, unix_seconds};
 pub(crate) use retention::{Ledger, Limits};
 
 /// How archives are named; see [`Builder::naming`](crate::Builder::naming).
@@ -49,11 +49,15 @@ pub(crate) fn fits(current_len: u64, incoming: usize, max_bytes: u64) -> bool {
 }
 
 /// What a rotation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Rotated {
     /// The live file became the newest archive; for timestamped names, what the page
-    /// should now record about the archives.
-    Yes { ledger: Option<Ledger> },
+    /// should now record about the archives (`None`: list them at the next rotation),
+    /// and why deleting old archives failed, if it did.
+    Yes {
+        ledger: Option<Ledger>,
+        retention: Option<io::Error>,
+    },
     /// The path no longer names the file `live` (an operator moved or deleted it, or put
     /// something else there): nothing was touched, and the caller reopens the path.
     PathMoved,
@@ -93,24 +97,38 @@ pub(crate) fn rotate(
         Some(entry) if entry.kind == Kind::File && entry.id == live => entry.len,
         _ => return Ok(Rotated::PathMoved),
     };
-    let rotated = match policy.naming {
-        Naming::Numbered => numbered::rotate(log, policy.limits, now).map(|()| None),
-        Naming::Timestamped => {
-            let newest = match ledger {
-                Some(ledger) => Ok(ledger.newest),
-                None => timestamped::newest(log),
-            };
-            newest.and_then(|newest| {
-                let (time, counter) = timestamped::next_name(stamp, newest);
-                let named = timestamped::rotate(log, time, counter)?;
-                retention::after_rotation(log, ledger, archived, named, policy.limits, now)
-                    .map(Some)
+    match policy.naming {
+        Naming::Numbered => numbered::rotate(log, policy.limits, now)
+            .map(|()| Rotated::Yes {
+                ledger: None,
+                retention: None,
             })
+            .map_err(|e| explain(log, e)),
+        Naming::Timestamped => {
+            // A page with words that cannot be true is not believed: the archives are
+            // listed instead.
+            let ledger = ledger.and_then(|ledger| ledger.checked(now));
+            let newest = match ledger {
+                Some(ledger) => ledger.newest,
+                None => timestamped::newest(log).map_err(|e| explain(log, e))?,
+            };
+            let (time, counter) = timestamped::next_name(stamp, newest);
+            let named = timestamped::rotate(log, time, counter).map_err(|e| explain(log, e))?;
+            // The rotation is done: a failure from here on is retention's alone.
+            Ok(
+                match retention::after_rotation(log, ledger, archived, named, policy.limits, now) {
+                    Ok(ledger) => Rotated::Yes {
+                        ledger: Some(ledger),
+                        retention: None,
+                    },
+                    Err(error) => Rotated::Yes {
+                        ledger: None,
+                        retention: Some(explain(log, error)),
+                    },
+                },
+            )
         }
-    };
-    rotated
-        .map(|ledger| Rotated::Yes { ledger })
-        .map_err(|e| explain(log, e))
+    }
 }
 
 /// Adds to a permission error what rotation needs of the directory.

@@ -160,6 +160,7 @@ mod tests {
             max_files,
             max_age: None,
             max_total_bytes: None,
+            schedule: None,
         };
         rotate(
             LogName {

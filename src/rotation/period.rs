@@ -79,14 +79,34 @@ impl Schedule {
         start - offset
     }
 
+    /// The end of the period that `at` falls in: the next period's start.
+    pub(crate) fn end_of(&self, at: i64) -> i64 {
+        self.start_of(at)
+            .saturating_add(self.period.seconds().unwrap_or(1))
+    }
+
     /// Whether `start` is a period start this schedule produces, not after `now` and not
     /// before this century: a recorded start that is not (a damaged or foreign record,
     /// zeros) is treated as unknown, never as 1970.
     pub(crate) fn is_plausible_start(&self, start: i64, now: i64) -> bool {
-        /// 2000-01-01T00:00:00Z.
-        const EARLIEST: i64 = 946_684_800;
         start >= EARLIEST && self.start_of(start) == start && start <= now
     }
+}
+
+/// 2000-01-01T00:00:00Z: a recorded time or a file time before it is unknown (a clock
+/// not yet set, a damaged page), never taken for a time of the log's.
+pub(crate) const EARLIEST: i64 = 946_684_800;
+
+/// How far ahead of the clock an archive's stamp may be and still count as one of this
+/// log's archives. Within it, names stay in order when the clock is set back a little;
+/// beyond it, a name (a foreign file, a clock that jumped ahead and came back) would
+/// otherwise decide every later name and outlive every `max_age`.
+pub(crate) const FUTURE_TOLERANCE: i64 = 3600;
+
+/// Whether `at` can be a time of this log's: not before 2000, and not further ahead of
+/// `now` than [`FUTURE_TOLERANCE`].
+pub(crate) fn is_plausible_time(at: i64, now: i64) -> bool {
+    at >= EARLIEST && at <= now.saturating_add(FUTURE_TOLERANCE)
 }
 
 /// The wall clock in whole seconds since the Unix epoch (negative before it).
@@ -104,7 +124,11 @@ pub(crate) fn unix_seconds(at: SystemTime) -> i64 {
 /// `2026-11-27T14-00-00Z`: a UTC time without colons, so that names sort in time order
 /// and are valid file names everywhere.
 pub(crate) fn stamp(at: i64) -> String {
-    let time = OffsetDateTime::from_unix_timestamp(at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    /// 9999-12-31T23:59:59Z, the last time four digits of year can name.
+    const LATEST: i64 = 253_402_300_799;
+    // Four digits of year, whatever comes; callers pass plausible times.
+    let time = OffsetDateTime::from_unix_timestamp(at.clamp(0, LATEST))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:04}-{:02}-{:02}T{:02}-{:02}-{:02}Z",
         time.year(),

@@ -9,6 +9,7 @@ use std::io;
 use std::time::Duration;
 
 use super::LogName;
+use super::period::Schedule;
 use super::timestamped::{self, Archive};
 
 /// The limits on the archives kept; `max_files` always applies.
@@ -17,11 +18,14 @@ pub(crate) struct Limits {
     pub(crate) max_files: usize,
     pub(crate) max_age: Option<Duration>,
     pub(crate) max_total_bytes: Option<u64>,
+    /// With time rotation, timestamped archives' age counts from the end of the period
+    /// their stamp is in.
+    pub(crate) schedule: Option<Schedule>,
 }
 
 /// One archive as retention sees it, oldest first in a list: its names (a plain file and
-/// its compressed copy, while a compression is being finished), when it was rotated, and
-/// its size on disk.
+/// its compressed copy, while a compression is being finished), the time its age counts
+/// from (when its last line was written), and its size on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Kept {
     pub(crate) names: Vec<OsString>,
@@ -32,9 +36,13 @@ pub(crate) struct Kept {
 /// How many of `archives` (oldest first) the limits delete, at `now`.
 pub(crate) fn how_many_to_delete(archives: &[Kept], limits: Limits, now: i64) -> usize {
     let by_count = archives.len().saturating_sub(limits.max_files);
+    // A run of the oldest, even where times are out of order (a file touched since).
     let by_age = limits.max_age.map_or(0, |age| {
         let oldest_kept = now.saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
-        archives.partition_point(|archive| archive.time < oldest_kept)
+        archives
+            .iter()
+            .take_while(|archive| archive.time < oldest_kept)
+            .count()
     });
     let by_size = limits.max_total_bytes.map_or(0, |limit| {
         let mut total = 0u64;
@@ -52,33 +60,37 @@ pub(crate) fn how_many_to_delete(archives: &[Kept], limits: Limits, now: i64) ->
 }
 
 /// The timestamped archives of `log`, oldest first, a plain file and its compressed copy
-/// counting as one; their sizes only `with_sizes` (one `stat` each).
-pub(crate) fn timestamped_archives(log: LogName<'_>, with_sizes: bool) -> io::Result<Vec<Kept>> {
+/// counting as one, with their sizes (one `stat` each: the ledger must know them, for a
+/// process with `max_total_bytes` may come later).
+///
+/// An archive's age counts from the time in its name; with time rotation, from the end of
+/// the period that time falls in: a time rotation names the archive after its period's
+/// start, but its last line may have come at the period's end.
+pub(crate) fn timestamped_archives(log: LogName<'_>, limits: Limits) -> io::Result<Vec<Kept>> {
     let mut kept: Vec<Kept> = Vec::new();
     let mut last: Option<(i64, u32)> = None;
     for Archive {
         name,
-        time,
+        time: stamp,
         counter,
         ..
     } in timestamped::list(log)?
     {
-        let bytes = match with_sizes {
-            true => log.dir.entry(&name)?.map_or(0, |entry| entry.len),
-            false => 0,
-        };
+        let bytes = log.dir.entry(&name)?.map_or(0, |entry| entry.len);
         match kept.last_mut() {
-            Some(same) if last == Some((time, counter)) => {
+            Some(same) if last == Some((stamp, counter)) => {
                 same.names.push(name);
                 same.bytes = same.bytes.max(bytes);
             }
             _ => kept.push(Kept {
                 names: vec![name],
-                time,
+                time: limits
+                    .schedule
+                    .map_or(stamp, |schedule| schedule.end_of(stamp)),
                 bytes,
             }),
         }
-        last = Some((time, counter));
+        last = Some((stamp, counter));
     }
     Ok(kept)
 }
@@ -96,6 +108,19 @@ pub(crate) struct Ledger {
     pub(crate) newest: Option<(i64, u32)>,
 }
 
+impl Ledger {
+    /// The ledger, if its words can be true at `now`: the page may have been damaged, and
+    /// a stamp from it names archives. `None` makes the next rotation list the archives.
+    pub(crate) fn checked(self, now: i64) -> Option<Ledger> {
+        let plausible = |at| super::period::is_plausible_time(at, now);
+        let newest = self
+            .newest
+            .is_none_or(|(stamp, counter)| plausible(stamp) && counter < u32::MAX);
+        let oldest = self.oldest == i64::MAX || plausible(self.oldest);
+        (newest && oldest && self.count <= u64::from(u32::MAX)).then_some(self)
+    }
+}
+
 /// A limit of `n` deletes down to `n - n/16` once it is exceeded: so with many archives a
 /// rotation lists the directory once every `n/16` rotations, not at every one.
 fn with_slack(limits: Limits) -> Limits {
@@ -103,6 +128,7 @@ fn with_slack(limits: Limits) -> Limits {
         max_files: limits.max_files - limits.max_files / 16,
         max_age: limits.max_age,
         max_total_bytes: limits.max_total_bytes.map(|bytes| bytes - bytes / 16),
+        schedule: limits.schedule,
     }
 }
 
@@ -131,17 +157,20 @@ pub(crate) fn after_rotation(
 ) -> io::Result<Ledger> {
     if let Some(ledger) = ledger {
         let ledger = Ledger {
-            count: ledger.count + 1,
+            count: ledger.count.saturating_add(1),
             bytes: ledger.bytes.saturating_add(archived),
-            oldest: ledger.oldest.min(named.0),
+            oldest: ledger.oldest.min(
+                limits
+                    .schedule
+                    .map_or(named.0, |schedule| schedule.end_of(named.0)),
+            ),
             newest: Some(named),
         };
         if !may_exceed(ledger, limits, now) {
             return Ok(ledger);
         }
     }
-    let with_sizes = limits.max_total_bytes.is_some();
-    let archives = timestamped_archives(log, with_sizes)?;
+    let archives = timestamped_archives(log, limits)?;
     let doomed = match ledger {
         // Nothing was known: just the limits, with no slack to spend.
         None => how_many_to_delete(&archives, limits, now),
@@ -195,6 +224,7 @@ mod tests {
             max_files,
             max_age: max_age.map(Duration::from_secs),
             max_total_bytes,
+            schedule: None,
         }
     }
 

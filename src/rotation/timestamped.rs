@@ -9,7 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 
 use super::LogName;
-use super::period::{parse_stamp, stamp};
+use super::period::{is_plausible_time, parse_stamp, stamp, unix_now};
 use crate::platform::Kind;
 
 /// One timestamped archive, as its name says.
@@ -77,7 +77,10 @@ fn name_for(log_name: &OsStr, time: i64, counter: u32) -> OsString {
 /// does.
 pub(crate) fn next_name(time: i64, newest: Option<(i64, u32)>) -> (i64, u32) {
     match newest {
-        Some((stamp, counter)) if time <= stamp => (stamp, counter + 1),
+        Some((stamp, counter)) if time <= stamp => match counter.checked_add(1) {
+            Some(counter) => (stamp, counter),
+            None => (stamp.saturating_add(1), 0),
+        },
         _ => (time, 0),
     }
 }
@@ -92,25 +95,28 @@ pub(crate) fn newest(log: LogName<'_>) -> io::Result<Option<(i64, u32)>> {
 /// Renames the live file to the archive name `(time, counter)`, or the first one after it
 /// that no file takes, plain or compressed; returns the one it took.
 pub(crate) fn rotate(log: LogName<'_>, time: i64, counter: u32) -> io::Result<(i64, u32)> {
-    for counter in counter.. {
+    let (mut time, mut counter) = (time, counter);
+    loop {
         let name = name_for(log.name, time, counter);
         let mut compressed = name.clone();
         compressed.push(".gz");
         if log.dir.entry(&name)?.is_none() && log.dir.entry(&compressed)?.is_none() {
             match log.dir.rename_exclusive(log.name, &name) {
                 // Taken since it was looked at: try the next counter.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 result => return result.map(|()| (time, counter)),
             }
         }
+        (time, counter) = next_name(time, Some((time, counter)));
     }
-    unreachable!("a counter is always free")
 }
 
 /// The archives of this log, oldest first. Only names of this exact form count, so a
 /// file that merely looks alike is never moved or deleted; nor is anything at such a
-/// name that is not a file or a link.
+/// name that is not a file or a link, nor a name stamped before 2000 or far ahead of the
+/// clock (see [`FUTURE_TOLERANCE`](super::period::FUTURE_TOLERANCE)).
 pub(crate) fn list(log: LogName<'_>) -> io::Result<Vec<Archive>> {
+    let now = unix_now();
     let mut prefix = log.name.as_encoded_bytes().to_vec();
     prefix.push(b'.');
     let mut archives: Vec<Archive> = log
@@ -119,6 +125,7 @@ pub(crate) fn list(log: LogName<'_>) -> io::Result<Vec<Archive>> {
         .into_iter()
         .filter(|(_, kind)| matches!(kind, Kind::File | Kind::Symlink))
         .filter_map(|(name, _)| parse(log.name, &name))
+        .filter(|archive| is_plausible_time(archive.time, now))
         .collect();
     archives.sort_by_key(Archive::key);
     Ok(archives)
