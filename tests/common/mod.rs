@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod children;
+pub mod immutable;
 pub mod log_files;
 pub mod verifier;
 pub mod workload;
