@@ -176,17 +176,27 @@ pub(crate) fn after_rotation(
         None => how_many_to_delete(&archives, limits, now),
         Some(_) => how_many_to_delete(&archives, with_slack(limits), now),
     };
+    // One that cannot be deleted (an immutable file) does not save the others the limits
+    // doom: the disk must not fill up behind it. The failure is returned once all were
+    // tried, and the next rotation, not trusting the ledger, lists again.
+    let mut first_error = None;
     for archive in &archives[..doomed] {
         for name in &archive.names {
-            remove_if_there(log, name)?;
-            // A compressor may be about to give it a `.gz` (it removes its own copy if it
-            // finds the archive gone after the rename, this one if it came first).
+            let mut removed = remove_if_there(log, name);
+            // A compressor places a `.gz` only under the lock, after checking that the
+            // archive is there: but one placed before this rotation goes with it.
             if !name.as_encoded_bytes().ends_with(b".gz") {
                 let mut compressed = name.clone();
                 compressed.push(".gz");
-                remove_if_there(log, &compressed)?;
+                removed = removed.and(remove_if_there(log, &compressed));
+            }
+            if let Err(error) = removed {
+                first_error.get_or_insert(error);
             }
         }
+    }
+    if let Some(error) = first_error {
+        return Err(error);
     }
     let kept = &archives[doomed..];
     Ok(Ledger {
