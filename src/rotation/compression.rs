@@ -203,13 +203,9 @@ fn compress(
     }
     let source_id = platform::FileId::of(&metadata);
     let temporary = temporary_name(archive);
-    let written = dir.create_new(&temporary, file_mode).and_then(|file| {
-        // The copy keeps the archive's time, as gzip does: retention judges age by it.
-        if let Ok(modified) = metadata.modified() {
-            let _ = file.set_modified(modified);
-        }
-        write_gzip(&mut source, file)
-    });
+    let written = dir
+        .create_new(&temporary, file_mode)
+        .and_then(|file| write_gzip(&mut source, file, metadata.modified().ok()));
     // Retention, under the locks, deletes an archive and its `.gz`: so the check that the
     // archive is still there and the rename happen under them too, or a copy could come
     // back for an archive deleted in between.
@@ -239,7 +235,13 @@ fn compress(
     }
 }
 
-fn write_gzip(source: &mut File, target: File) -> io::Result<()> {
+/// Writes the gzip of `source` to `target`, dated `modified` (the archive's time, as
+/// gzip keeps it), and syncs it.
+fn write_gzip(
+    source: &mut File,
+    target: File,
+    modified: Option<std::time::SystemTime>,
+) -> io::Result<()> {
     let mut encoder = GzEncoder::new(target, Compression::default());
     let mut buffer = vec![0; 64 * 1024];
     loop {
@@ -250,6 +252,9 @@ fn write_gzip(source: &mut File, target: File) -> io::Result<()> {
         encoder.write_all(&buffer[..read])?;
     }
     let target = encoder.finish()?;
+    if let Some(modified) = modified {
+        target.set_modified(modified)?;
+    }
     // On disk before its name says it is complete.
     platform::retry_interrupted(|| target.sync_all())
 }

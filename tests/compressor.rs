@@ -1,5 +1,5 @@
-//! Compression in a child forked without exec: the parent's compressor thread does not
-//! exist there, so the child must start its own, and its archives get compressed.
+//! The compressor thread: in a child forked without exec, where the parent's thread does
+//! not exist, the child starts its own; and what its copies keep of the archives.
 #![cfg(feature = "compress")]
 
 mod common;
@@ -116,4 +116,38 @@ fn a_forked_child_compresses_its_archives_with_a_thread_of_its_own() {
         .expect(CHILD, Expect::Exactly(child_records))
         .verify()
         .assert_ok();
+}
+
+/// The `.gz` keeps the archive's modification time, as gzip does: numbered retention and
+/// tools that judge age by it see the time of the archive's last line.
+#[test]
+fn a_compressed_copy_keeps_the_archives_modification_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let log = SharedFile::builder(&path)
+        .naming(Naming::Timestamped)
+        .max_bytes(MAX_BYTES)
+        .max_files(1000)
+        .compress(true)
+        .build()
+        .unwrap();
+    let mut seq = 0;
+    assert!(write_until_rotated(&log, PARENT, &mut seq, 1));
+    // The first archive stays plain until the next rotation: date it back meanwhile.
+    let first = stamped_archives(&path)[0].name.clone();
+    let dated = std::time::SystemTime::now() - Duration::from_secs(10_000);
+    fs::File::options()
+        .append(true)
+        .open(dir.path().join(&first))
+        .unwrap()
+        .set_modified(dated)
+        .unwrap();
+    assert!(write_until_rotated(&log, PARENT, &mut seq, 2));
+    let gz = dir.path().join(format!("{first}.gz"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dir.path().join(&first).exists() || !gz.exists() {
+        assert!(Instant::now() < deadline, "{first} was never compressed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(fs::metadata(&gz).unwrap().modified().unwrap(), dated);
 }
