@@ -316,4 +316,75 @@ mod tests {
             3
         );
     }
+
+    #[test]
+    fn a_ledger_with_words_that_cannot_be_true_is_not_believed() {
+        let now = 1_800_000_000;
+        let sane = Ledger {
+            count: 3,
+            bytes: 300,
+            oldest: now - 100,
+            newest: Some((now - 10, 2)),
+        };
+        assert_eq!(sane.checked(now), Some(sane));
+        let none_yet = Ledger {
+            oldest: i64::MAX,
+            newest: None,
+            ..sane
+        };
+        assert_eq!(none_yet.checked(now), Some(none_yet));
+        for damaged in [
+            Ledger {
+                count: u64::MAX,
+                ..sane
+            },
+            Ledger { oldest: 0, ..sane },
+            Ledger {
+                oldest: now + 2 * super::super::period::FUTURE_TOLERANCE,
+                ..sane
+            },
+            Ledger {
+                newest: Some((i64::MAX, 0)),
+                ..sane
+            },
+            Ledger {
+                newest: Some((0, 0)),
+                ..sane
+            },
+            Ledger {
+                newest: Some((now, u32::MAX)),
+                ..sane
+            },
+        ] {
+            assert_eq!(damaged.checked(now), None, "{damaged:?}");
+        }
+    }
+
+    /// While a compression is being finished an archive is there twice, plain and
+    /// `.gz`: it counts once.
+    #[test]
+    fn an_archive_and_its_compressed_copy_count_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "app.log.2026-11-27T14-00-00Z",
+            "app.log.2026-11-27T14-00-00Z.gz",
+            "app.log.2026-11-27T15-00-00Z",
+        ] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        let handle = crate::platform::Dir::open(dir.path()).unwrap();
+        let path = dir.path().join("app.log");
+        let log = LogName {
+            dir: &handle,
+            name: std::ffi::OsStr::new("app.log"),
+            path: &path,
+        };
+        let kept = timestamped_archives(log, limits(10, None, None)).unwrap();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert_eq!(kept[0].names.len(), 2);
+        assert_eq!(
+            kept[0].bytes,
+            "app.log.2026-11-27T14-00-00Z.gz".len() as u64
+        );
+    }
 }
