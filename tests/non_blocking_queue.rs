@@ -275,3 +275,49 @@ fn an_event_after_the_background_thread_fell_asleep_wakes_it() {
     drop(guard);
     assert_eq!(events_in(&log).len(), THREADS * ROUNDS);
 }
+
+/// An event too large for the queue on its own is written synchronously, in its turn:
+/// after the events queued before it, before those queued after it.
+#[test]
+fn an_event_too_large_for_the_queue_keeps_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SharedFile::builder(dir.path().join("app.log"))
+        .max_bytes(1 << 40)
+        .build()
+        .unwrap();
+    let (mut writer, guard) = log.non_blocking_builder().max_queued_bytes(256).finish();
+    let big = format!("{}\n", "x".repeat(1000));
+    let mut expected = String::new();
+    for seq in 0..3 {
+        expected.push_str(&event(0, seq));
+    }
+    expected.push_str(&big);
+    for seq in 3..6 {
+        expected.push_str(&event(0, seq));
+    }
+    for line in expected.split_inclusive('\n') {
+        writer.write_all(line.as_bytes()).unwrap();
+    }
+    drop(guard);
+    assert_eq!(std::fs::read_to_string(log.path()).unwrap(), expected);
+    assert_eq!(log.stats().events_written, 7);
+}
+
+/// A bound larger than the queue can address is taken as its largest, not refused.
+#[test]
+fn a_huge_bound_still_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SharedFile::builder(dir.path().join("app.log"))
+        .max_bytes(1 << 40)
+        .build()
+        .unwrap();
+    let (mut writer, guard) = log
+        .non_blocking_builder()
+        .max_queued_bytes(usize::MAX)
+        .finish();
+    for seq in 0..100 {
+        writer.write_all(event(0, seq).as_bytes()).unwrap();
+    }
+    guard.flush();
+    assert_eq!(events_in(&log).len(), 100);
+}

@@ -60,8 +60,8 @@ impl Cursor {
 }
 
 /// One buffer: `capacity` bytes of events, then room for the end of as many events as
-/// could fit (each costs at least `END_BYTES`), mapped fresh so that untouched pages cost
-/// nothing.
+/// could fit (each costs at least one byte and `END_BYTES`), mapped fresh so that untouched
+/// pages cost nothing.
 pub(super) struct Buffer {
     base: NonNull<u8>,
     len: usize,
@@ -81,14 +81,19 @@ unsafe impl Sync for Buffer {}
 impl Buffer {
     pub(super) fn new(capacity: usize) -> io::Result<Buffer> {
         let ends_at = capacity.next_multiple_of(END_BYTES);
-        let len = ends_at + (capacity / END_BYTES + 1) * END_BYTES;
+        let len = ends_at + (capacity / (END_BYTES + 1) + 1) * END_BYTES;
+        // Not counted against the commit limit up front: only the pages used cost memory.
+        #[cfg(target_os = "linux")]
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        #[cfg(not(target_os = "linux"))]
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
         // SAFETY: a fresh private anonymous mapping, not aliasing anything.
         let base = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                flags,
                 -1,
                 0,
             )
