@@ -321,3 +321,44 @@ fn a_huge_bound_still_queues() {
     guard.flush();
     assert_eq!(events_in(&log).len(), 100);
 }
+
+/// An `on_error` hook that logs through the same writer runs on the background thread;
+/// when the queue is full it cannot wait for itself to make room, and writes directly.
+#[test]
+fn an_error_hook_that_logs_into_a_full_queue_does_not_wait_for_itself() {
+    use std::sync::{Arc, Mutex, mpsc};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let slot: Arc<Mutex<Option<tracing_shared_file::NonBlocking>>> = Arc::default();
+        let in_hook = Arc::clone(&slot);
+        let log = SharedFile::builder(&path)
+            .max_bytes(1 << 40)
+            .lock_timeout(Duration::from_millis(20))
+            .on_error(move |_| {
+                // Once: a write that fails in turn calls the hook again.
+                let writer = in_hook.lock().unwrap().take();
+                if let Some(mut writer) = writer {
+                    writer.write_all(event(99, 0).as_bytes()).unwrap();
+                }
+            })
+            .build()
+            .unwrap();
+        let (mut writer, guard) = log.non_blocking_builder().max_queued_bytes(256).finish();
+        *slot.lock().unwrap() = Some(writer.clone());
+        let holder = hold_lock(&log);
+        // Keeps the queue full while the background thread's batches time out.
+        for seq in 0..40 {
+            writer.write_all(event(0, seq).as_bytes()).unwrap();
+        }
+        drop(holder);
+        drop(guard);
+        let stats = log.stats();
+        done.send(stats).unwrap();
+    });
+    let stats = finished
+        .recv_timeout(DEADLINE)
+        .expect("the background thread waited for itself");
+    assert!(stats.events_dropped > 0, "{stats:?}");
+}

@@ -134,6 +134,11 @@ impl Shared {
                 self.file.counters().dropped(1);
                 return Ok(());
             }
+            // An `on_error` hook logging from the background thread: it cannot wait for
+            // itself to make room.
+            Reserved::Full if self.wake.on_worker() => {
+                return self.file.write_event(event, IfFailed::Drop);
+            }
             Reserved::Full => match self.wait_for_room(event.len()) {
                 Some(cursor) => cursor,
                 None => return self.file.write_event(event, IfFailed::Drop),
