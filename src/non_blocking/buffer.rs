@@ -11,7 +11,9 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The cursor's layout: `CLOSED | ACTIVE | count << COUNT_SHIFT | offset`.
+// The cursor's layout: `CLOSED | ACTIVE | count << COUNT_SHIFT | offset`, where `count`
+// is the events reserved in the active buffer and `offset` their bytes.
+
 /// Set once no background thread will take more events: producers write synchronously.
 pub(super) const CLOSED: u64 = 1 << 63;
 /// Which buffer producers fill.
