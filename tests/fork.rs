@@ -134,6 +134,37 @@ fn non_blocking_parent_and_children(dir: &Path) {
     drop(guard);
 }
 
+/// Two parent threads log through a non-blocking queue that holds about one event, so
+/// that they are always pushing or waiting for room, while the main thread forks again
+/// and again. Each child writes synchronously and its flush returns at once: it never
+/// touches the queue, its room or its flushes, which a parent thread may have held.
+fn fork_while_non_blocking_producers_wait_for_room(dir: &Path) {
+    use std::io::Write;
+    let log = SharedFile::builder(dir.join("app.log"))
+        .max_bytes(MAX_BYTES)
+        .max_files(MAX_FILES)
+        .build()
+        .unwrap();
+    let (non_blocking, guard) = log.non_blocking_builder().max_queued_bytes(256).finish();
+    common::workload::init_fmt_with(non_blocking.clone());
+    let background: Vec<_> = (0..2)
+        .map(|thread| std::thread::spawn(move || log_records(writer(0, thread), 0..BUSY_LINES)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for i in 0..BUSY_FORKS {
+        let mut non_blocking = non_blocking.clone();
+        let pid = fork_child(move || {
+            log_records(writer(100 + i, 0), 0..1);
+            non_blocking.flush().unwrap();
+        });
+        wait_child(pid, deadline);
+    }
+    for thread in background {
+        thread.join().unwrap();
+    }
+    drop(guard);
+}
+
 /// A parent thread holds `std`'s stderr lock at the moment of the fork; the child's first
 /// error report must not wait for a thread that does not exist in the child.
 fn report_in_a_child_while_a_parent_thread_holds_stderr(dir: &Path) {
@@ -173,6 +204,7 @@ fn fork_scenario_entry() {
         "children" => parent_and_children(Path::new(dir)),
         "busy" => fork_while_another_thread_writes(Path::new(dir)),
         "non-blocking" => non_blocking_parent_and_children(Path::new(dir)),
+        "non-blocking-busy" => fork_while_non_blocking_producers_wait_for_room(Path::new(dir)),
         "stderr" => report_in_a_child_while_a_parent_thread_holds_stderr(Path::new(dir)),
         "descriptors" => forks_leave_no_descriptor_behind(Path::new(dir)),
         other => panic!("unknown scenario {other}"),
@@ -270,6 +302,19 @@ fn forked_children_of_a_non_blocking_parent_write_synchronously() {
     let dir = tempfile::tempdir().unwrap();
     run_scenario("non-blocking", dir.path());
     verify_parent_and_children(dir.path(), 1);
+}
+
+#[test]
+fn a_fork_while_non_blocking_producers_wait_for_room_never_blocks_the_child() {
+    let dir = tempfile::tempdir().unwrap();
+    run_scenario("non-blocking-busy", dir.path());
+
+    let mut verifier = Verifier::new(dir.path().join("app.log"), MAX_BYTES, MAX_FILES)
+        .expect_threads(0, 2, Expect::Exactly(BUSY_LINES));
+    for i in 0..BUSY_FORKS {
+        verifier = verifier.expect(writer(100 + i, 0), Expect::Exactly(1));
+    }
+    verifier.verify().assert_ok();
 }
 
 #[test]

@@ -4,11 +4,17 @@
 //!
 //! The locks and the system calls are the cost of a shared file, so batching is where the
 //! speed comes from: one flock, one `write(2)` and one unlock for many events.
+//!
+//! Queueing takes no lock (`queue`, `buffer`, `wake`): a thread preempted while queueing
+//! or writing holds up no one else's log call, except when the queue is full and the
+//! writer lossless. The queue is two buffers: producers reserve room in one with a
+//! compare-and-swap and copy their event in, while the background thread writes out the
+//! other (`worker`).
 
 use std::fmt;
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -18,8 +24,11 @@ use crate::event_writer::{EventSink, EventWriter};
 use crate::fork;
 use crate::writer::SharedFile;
 
+mod buffer;
 mod queue;
-use queue::{Queue, Shared};
+mod wake;
+mod worker;
+use queue::Shared;
 
 /// The default for [`NonBlockingBuilder::max_queued_bytes`]: 8 MiB.
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
@@ -54,14 +63,19 @@ pub struct NonBlockingBuilder {
 
 impl NonBlockingBuilder {
     /// The most memory queued events may hold, counting each event's bytes and the 8 bytes
-    /// that record where it ends. Default: [`DEFAULT_MAX_QUEUED_BYTES`] (8 MiB).
+    /// that record where it ends. Default: [`DEFAULT_MAX_QUEUED_BYTES`] (8 MiB); at most
+    /// 1 GiB (a larger value counts as 1 GiB).
     ///
-    /// All the memory of the queue stays within 4 times this: the queue and the batch the
-    /// background thread is writing each hold at most this much of event bytes and this
-    /// much of bookkeeping, slack included (measured: about 2 times with 1-byte events, 1.2 to
-    /// 1.3 times with 120-byte ones). An event larger than this on its own is still taken
-    /// when the queue is empty, and its memory given back after it is written. What happens when an event does not fit is set by
-    /// [`NonBlockingBuilder::lossy`].
+    /// All the memory of the queue stays within 4 times this: it is two buffers, the one
+    /// being filled and the one the background thread is writing out, each holding at most
+    /// this much of event bytes and bookkeeping; each keeps the pages it has used (measured
+    /// with a full queue: about 1.1 to 1.3 times, with 120-byte or 1-byte events). The
+    /// memory is mapped when the writer is made but costs nothing until used.
+    ///
+    /// An event that could never fit (with its 8 bytes, larger than this) is written
+    /// synchronously by the caller instead, after everything queued before it unless
+    /// [lossy](NonBlockingBuilder::lossy). What happens when an event does not fit the room
+    /// left is set by [`NonBlockingBuilder::lossy`].
     ///
     /// # Examples
     ///
@@ -98,7 +112,8 @@ impl NonBlockingBuilder {
     }
 
     /// What to do with an event when the queue is full. Default: `false`, wait for room,
-    /// so that nothing is lost. With `true`, the event is dropped and counted in
+    /// so that nothing is lost; this is the only time a log call waits for the background
+    /// thread. With `true`, the event is dropped and counted in
     /// [`Stats::events_dropped`](crate::Stats::events_dropped) instead, so logging never
     /// slows the application down.
     ///
@@ -130,32 +145,34 @@ impl NonBlockingBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn finish(self) -> (NonBlocking, WorkerGuard) {
-        let shared = Arc::new(Shared {
-            file: self.file,
-            queue: Mutex::new(Queue::default()),
-            work: Condvar::new(),
-            room: Condvar::new(),
-            flushed: Condvar::new(),
-            worker_thread: std::sync::OnceLock::new(),
-            max_queued_bytes: self.max_queued_bytes.max(1),
-            max_batch_bytes: self.max_batch_bytes.max(1),
-            lossy: self.lossy,
-            fork_generation: fork::generation(),
-        });
-        let worker = {
+        let shared = Arc::new(Shared::new(
+            self.file,
+            self.max_queued_bytes,
+            self.max_batch_bytes,
+            self.lossy,
+        ));
+        let worker = if shared.cursor().closed() {
+            // No buffers: already reported, and every event is written synchronously.
+            Err(None)
+        } else {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("tracing-shared-file".into())
                 .spawn(move || shared.run_worker())
+                .map_err(Some)
         };
         let worker = match worker {
             Ok(handle) => Some(handle),
-            Err(error) => {
+            Err(None) => {
+                shared.worker_gone();
+                None
+            }
+            Err(Some(error)) => {
                 eprintln!(
                     "tracing-shared-file: cannot start the non-blocking writer for `{}`, writing synchronously: {error}",
                     shared.file.path().display()
                 );
-                shared.lock_queue().closed = true;
+                shared.worker_gone();
                 None
             }
         };
@@ -352,10 +369,7 @@ impl Drop for WorkerGuard {
             std::mem::forget(self.worker.take());
             return;
         }
-        let mut queue = self.shared.lock_queue();
-        queue.closed = true;
-        drop(queue);
-        self.shared.work.notify_one();
+        self.shared.close();
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
@@ -366,7 +380,7 @@ impl fmt::Debug for NonBlocking {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NonBlocking")
             .field("path", &self.shared.file.path())
-            .field("max_queued_bytes", &self.shared.max_queued_bytes)
+            .field("max_queued_bytes", &self.shared.capacity)
             .field("max_batch_bytes", &self.shared.max_batch_bytes)
             .field("lossy", &self.shared.lossy)
             .finish()

@@ -76,6 +76,10 @@ pub struct WriterSpec {
     pub policy: RotationPolicy,
     /// A pause after each event, so that a run spreads over time (time rotation).
     pub pause: Duration,
+    /// In `NonBlocking` mode, the queue's `max_queued_bytes` and `max_batch_bytes`, if not
+    /// the defaults: a tiny queue keeps producers waiting for room and the background
+    /// thread waking up.
+    pub queue_bytes: Option<usize>,
 }
 
 /// The rotation policy options of a worker's `SharedFile`, beyond `max_bytes` and
@@ -211,6 +215,7 @@ const ENV_ACKNOWLEDGE: &str = "TSF_WORKER_ACKNOWLEDGE";
 const ENV_UNTIL_STOPPED: &str = "TSF_WORKER_UNTIL_STOPPED";
 const ENV_POLICY: &str = "TSF_WORKER_POLICY";
 const ENV_PAUSE_MICROS: &str = "TSF_WORKER_PAUSE_MICROS";
+const ENV_QUEUE_BYTES: &str = "TSF_WORKER_QUEUE_BYTES";
 
 impl WriterSpec {
     /// One thread writing 1,000 records to `log`, rotating every 64 KiB and keeping every
@@ -229,6 +234,7 @@ impl WriterSpec {
             until_stopped: false,
             policy: RotationPolicy::default(),
             pause: Duration::ZERO,
+            queue_bytes: None,
         }
     }
 
@@ -262,6 +268,9 @@ impl WriterSpec {
             pause: std::env::var(ENV_PAUSE_MICROS).map_or(Duration::ZERO, |micros| {
                 Duration::from_micros(micros.parse().expect("pause not a number"))
             }),
+            queue_bytes: std::env::var(ENV_QUEUE_BYTES)
+                .ok()
+                .map(|bytes| bytes.parse().expect("queue bytes not a number")),
         })
     }
 
@@ -294,6 +303,9 @@ impl WriterSpec {
         }
         if !self.pause.is_zero() {
             command.env(ENV_PAUSE_MICROS, self.pause.as_micros().to_string());
+        }
+        if let Some(bytes) = self.queue_bytes {
+            command.env(ENV_QUEUE_BYTES, bytes.to_string());
         }
     }
 
@@ -434,7 +446,11 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
         .expect("worker cannot build its SharedFile");
     let guard = match spec.mode {
         WriteMode::NonBlocking => {
-            let (writer, guard) = log.non_blocking();
+            let mut builder = log.non_blocking_builder();
+            if let Some(bytes) = spec.queue_bytes {
+                builder = builder.max_queued_bytes(bytes).max_batch_bytes(bytes);
+            }
+            let (writer, guard) = builder.finish();
             init_fmt_with(writer);
             Some(guard)
         }
