@@ -335,7 +335,9 @@ impl WorkerGuard {
     /// Call it before `std::process::exit`, which skips destructors and so the guard's
     /// drop, and in a signal-driven shutdown before the process ends. With a
     /// [`lock_timeout`](crate::Builder::lock_timeout), it returns within about that while
-    /// another process holds the lock; without one, it waits as long as the lock is held.
+    /// another process holds the lock, or about twice that when a batch was already
+    /// waiting for the lock at the call (that batch waits its own `lock_timeout` first);
+    /// without one, it waits as long as the lock is held.
     /// In a forked child, whose writer writes synchronously, it returns at once.
     ///
     /// # Examples
