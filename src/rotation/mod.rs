@@ -98,12 +98,16 @@ pub(crate) fn rotate(
         _ => return Ok(Rotated::PathMoved),
     };
     match policy.naming {
-        Naming::Numbered => numbered::rotate(log, policy.limits, now)
-            .map(|()| Rotated::Yes {
+        Naming::Numbered => {
+            numbered::rotate(log, policy.limits, now).map_err(|e| explain(log, e))?;
+            if !renamed_the_live_file(log, &numbered::archive_name(log.name, 1), live)? {
+                return Ok(Rotated::PathMoved);
+            }
+            Ok(Rotated::Yes {
                 ledger: None,
                 retention: None,
             })
-            .map_err(|e| explain(log, e)),
+        }
         Naming::Timestamped => {
             // A page with words that cannot be true is not believed: the archives are
             // listed instead.
@@ -114,6 +118,13 @@ pub(crate) fn rotate(
             };
             let (time, counter) = timestamped::next_name(stamp, newest);
             let named = timestamped::rotate(log, time, counter).map_err(|e| explain(log, e))?;
+            if !renamed_the_live_file(
+                log,
+                &timestamped::name_for(log.name, named.0, named.1),
+                live,
+            )? {
+                return Ok(Rotated::PathMoved);
+            }
             // The rotation is done: a failure from here on is retention's alone.
             Ok(
                 match retention::after_rotation(log, ledger, archived, named, policy.limits, now) {
@@ -128,6 +139,21 @@ pub(crate) fn rotate(
                 },
             )
         }
+    }
+}
+
+/// Whether what was renamed to `archive` is the live file. The path was checked just
+/// before, but a rename goes by name: whatever another program swapped in meanwhile (a
+/// symbolic link, above all) was renamed instead. That is put back, as it was.
+fn renamed_the_live_file(log: LogName<'_>, archive: &OsStr, live: FileId) -> io::Result<bool> {
+    match log.dir.entry(archive)? {
+        Some(entry) if entry.kind == Kind::File && entry.id == live => Ok(true),
+        Some(_) => {
+            log.dir.rename_exclusive(archive, log.name)?;
+            Ok(false)
+        }
+        // Gone already: nothing of ours to put back.
+        None => Ok(false),
     }
 }
 

@@ -24,7 +24,7 @@ pub(crate) fn archive_path(log_path: &Path, index: usize) -> PathBuf {
 }
 
 /// The name of the `index`-th newest rotated file.
-fn archive_name(log_name: &OsStr, index: usize) -> OsString {
+pub(super) fn archive_name(log_name: &OsStr, index: usize) -> OsString {
     let mut name = log_name.to_os_string();
     name.push(format!(".{index}"));
     name

@@ -61,7 +61,7 @@ fn parse_counter(digits: &[u8]) -> Option<u32> {
 }
 
 /// The archive name for a rotation at `time` with `counter` (0 for none).
-fn name_for(log_name: &OsStr, time: i64, counter: u32) -> OsString {
+pub(super) fn name_for(log_name: &OsStr, time: i64, counter: u32) -> OsString {
     let mut name = log_name.to_os_string();
     name.push(".");
     name.push(stamp(time));
