@@ -181,16 +181,10 @@ pub(crate) fn after_rotation(
     // tried, and the next rotation, not trusting the ledger, lists again.
     let mut first_error = None;
     for archive in &archives[..doomed] {
+        // Its `.gz`, if any, is among its names: a compressor places one only under the
+        // locks, which this rotation holds, so none can appear since the listing.
         for name in &archive.names {
-            let mut removed = remove_if_there(log, name);
-            // A compressor places a `.gz` only under the lock, after checking that the
-            // archive is there: but one placed before this rotation goes with it.
-            if !name.as_encoded_bytes().ends_with(b".gz") {
-                let mut compressed = name.clone();
-                compressed.push(".gz");
-                removed = removed.and(remove_if_there(log, &compressed));
-            }
-            if let Err(error) = removed {
+            if let Err(error) = remove_if_there(log, name) {
                 first_error.get_or_insert(error);
             }
         }
