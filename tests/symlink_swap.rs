@@ -351,6 +351,9 @@ fn run_victim_swap(mode: WriteMode) {
             spec.acknowledged(writer) >= at_swap + AFTER_SWAP
         });
     }
+    // The swap is noticed within `path_check_interval` (10 ms): a fast writer may have
+    // sent all of those records to the replaced file by then, so let them log on past it.
+    std::thread::sleep(3 * tracing_shared_file::DEFAULT_PATH_CHECK_INTERVAL);
     touch(&sync_dir.join("stop"));
     let finished: Vec<Finished> = workers.into_iter().map(Worker::finish).collect();
 
