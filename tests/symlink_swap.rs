@@ -388,7 +388,14 @@ fn run_victim_swap(mode: WriteMode) {
         )
         .verify();
     report.assert_ok();
-    assert!(report.archives >= 2, "{report}");
+    assert!(
+        report.archives >= 2,
+        "{report}\n{:?}",
+        fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
