@@ -100,6 +100,17 @@ const MAX_REOPENS: usize = 4;
 /// event whatever the file's size.
 const MAX_IDLE_HOLDS: usize = 3;
 
+/// How many turns in a row may go untaken before the waiters recorded in the page are
+/// taken for processes that died waiting.
+const UNTAKEN_TURNS_BEFORE_FORGETTING: u32 = 50;
+
+/// Whether a hold follows a turn this process stood back for, and how many such turns in
+/// a row nobody took.
+struct Turns<'a> {
+    after_turn: bool,
+    untaken: &'a mut u32,
+}
+
 /// What an attempt to rotate did.
 enum Rotation {
     /// The live file became an archive; `handle` is on a fresh file.
@@ -195,6 +206,7 @@ impl Inner {
         let mut done = 0;
         let mut idle_holds = 0;
         let mut after_turn = false;
+        let mut untaken_turns = 0;
         let result = loop {
             let force_first = idle_holds >= MAX_IDLE_HOLDS;
             let next = self.write_some(
@@ -202,7 +214,10 @@ impl Inner {
                 start,
                 &ends[done..],
                 force_first,
-                after_turn,
+                Turns {
+                    after_turn,
+                    untaken: &mut untaken_turns,
+                },
                 &mut outcome,
             );
             after_turn = false;
@@ -254,7 +269,7 @@ impl Inner {
         mut start: usize,
         ends: &[usize],
         force_first: bool,
-        after_turn: bool,
+        turns: Turns<'_>,
         outcome: &mut Outcome,
     ) -> io::Result<Held> {
         let Entered {
@@ -273,11 +288,20 @@ impl Inner {
         let dir = &**state_dir;
         let guard = LockGuard::held(lock);
         let page = guard.lock_file().page();
-        if after_turn && !waited_for_flock {
-            // Nobody took the turn this process stood back for: the count of waiters was
-            // left by processes killed while they waited. Forget it, or every long write
-            // would stand back for nobody from now on.
-            page.forget_waiters();
+        if turns.after_turn {
+            if waited_for_flock {
+                *turns.untaken = 0;
+            } else {
+                *turns.untaken += 1;
+                // Turns nobody took, again and again: the count of waiters was left by
+                // processes killed while they waited. Forget it, or every long write would
+                // stand back for nobody from now on. Not at the first: a waiter that the
+                // kernel woke may just not have been given a processor yet.
+                if *turns.untaken >= UNTAKEN_TURNS_BEFORE_FORGETTING {
+                    page.forget_waiters();
+                    *turns.untaken = 0;
+                }
+            }
         }
         if let Some(theirs) = page.swap_options(RecordedOptions {
             max_bytes: self.settings.max_bytes,
