@@ -69,7 +69,8 @@ impl NonBlockingBuilder {
     /// All the memory of the queue stays within 4 times this: it is two buffers, the one
     /// being filled and the one the background thread is writing out, each holding at most
     /// this much of event bytes and bookkeeping; each keeps the pages it has used (measured
-    /// with a full queue: about 1.1 to 1.3 times, with 120-byte or 1-byte events). The
+    /// with a full queue: about 2 times with 120-byte events, once both buffers were
+    /// filled, and 1.0 to 1.2 times with 1-byte events). The
     /// memory is mapped when the writer is made but costs nothing until used.
     ///
     /// An event that could never fit (with its 8 bytes, larger than this) is written
