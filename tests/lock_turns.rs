@@ -189,13 +189,13 @@ fn batch_line(seq: u64) -> String {
 
 /// Three writers are killed (`SIGKILL`) while they wait for the lock, which leaves the
 /// page counting three waiters that will never come. A non-blocking batch that crosses
-/// many rotation points then stands back once for them, finds that nobody took the turn,
-/// and forgets the count: it is 0 afterwards. Before the fix it stayed at 3 for the life
+/// many rotation points (about 175) then stands back for them, finds that nobody took 50
+/// turns in a row, and forgets the count: it is 0 afterwards. Before the fix it stayed at 3 for the life
 /// of the lock file, and every long write stood back 200 µs per rotation for nobody.
 #[test]
 fn a_turn_nobody_takes_forgets_the_waiters_that_killed_processes_left() {
     const KILLED_WAITERS: u64 = 3;
-    const BATCH_LINES: u64 = 2_000;
+    const BATCH_LINES: u64 = 6_000;
     let dir = tempfile::tempdir().unwrap();
     let lock_path = dir.path().join("app.log.lock");
     // Held by the test, so that each writer process waits for it.
@@ -267,7 +267,7 @@ fn a_turn_nobody_takes_forgets_the_waiters_that_killed_processes_left() {
     assert_eq!(
         waiters_in_page(&lock_path),
         0,
-        "the count the killed waiters left is forgotten once a turn goes untaken"
+        "the count the killed waiters left is forgotten once turns go untaken"
     );
     // Every line arrived, in order, across the archives (oldest first).
     let archives = stats.rotations as usize;
