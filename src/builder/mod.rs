@@ -232,9 +232,11 @@ impl Builder {
     /// disagree on options), with [`IoFailure::event_dropped`] false.
     ///
     /// The hook runs after the locks are released, on the thread that wrote (in
-    /// non-blocking mode, the background thread). It must not log through the same
-    /// `SharedFile` or its `NonBlocking` writer: that would recurse, or, with a full queue,
-    /// make the background thread wait for itself. A panic in it is caught and ignored.
+    /// non-blocking mode, the background thread). It should not log through the same
+    /// `SharedFile` or its `NonBlocking` writer. If it does, nothing hangs or recurses: a
+    /// failure of a write made inside the hook is counted but not reported to the hook
+    /// again, and on the background thread such a write goes straight to the file instead
+    /// of waiting for room in the queue. A panic in it is caught and ignored.
     ///
     /// # Examples
     ///

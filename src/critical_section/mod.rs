@@ -100,6 +100,11 @@ const MAX_REOPENS: usize = 4;
 /// event whatever the file's size.
 const MAX_IDLE_HOLDS: usize = 3;
 
+thread_local! {
+    /// Whether this thread is running an `on_error` hook.
+    static IN_ERROR_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// How many turns in a row may go untaken before the waiters recorded in the page are
 /// taken for processes that died waiting.
 const UNTAKEN_TURNS_BEFORE_FORGETTING: u32 = 50;
@@ -637,7 +642,14 @@ impl Inner {
         match &self.on_error {
             // A panicking hook must not take the application down with it.
             Some(hook) => {
+                // A hook that logs, through a writer whose writes keep failing, would call
+                // itself again without end (a stack overflow): what fails inside the hook
+                // is counted, not reported to it again.
+                if IN_ERROR_HOOK.with(|inside| inside.replace(true)) {
+                    return;
+                }
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(failure)));
+                IN_ERROR_HOOK.with(|inside| inside.set(false));
             }
             None if failure.is_rotation() => {
                 self.rotation_reports.report(format_args!("{failure}"))

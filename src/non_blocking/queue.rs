@@ -129,9 +129,12 @@ impl Shared {
         }
         let reserved = match self.reserve(event.len()) {
             Reserved::Taken(cursor) => cursor,
-            Reserved::Closed => return self.file.write_event(event, IfFailed::Drop),
+            Reserved::Closed => return self.write_after_close(event),
             Reserved::Full if self.lossy => {
                 self.file.counters().dropped(1);
+                // A lingering thread waits for a full batch, which a lossy queue that
+                // drops what does not fit may never hold: the queue is full, write it.
+                self.wake.after_work(true);
                 return Ok(());
             }
             // An `on_error` hook logging from the background thread: it cannot wait for
@@ -141,7 +144,7 @@ impl Shared {
             }
             Reserved::Full => match self.wait_for_room(event.len()) {
                 Some(cursor) => cursor,
-                None => return self.file.write_event(event, IfFailed::Drop),
+                None => return self.write_after_close(event),
             },
         };
         let buffer = &self.buffers[reserved.active()];
@@ -154,6 +157,14 @@ impl Shared {
         let held = Cursor(reserved.plus(event.len())).held();
         self.wake.after_work(held >= self.full_batch());
         Ok(())
+    }
+
+    /// Writes `event` synchronously once the queue has closed: after the background thread
+    /// has written what it took at the close, which may hold this thread's earlier events,
+    /// so that they stay in order.
+    fn write_after_close(&self, event: &[u8]) -> io::Result<()> {
+        self.flush();
+        self.file.write_event(event, IfFailed::Drop)
     }
 
     /// Reserves room for an event of `len` bytes (it fits an empty buffer), unless the
