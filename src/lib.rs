@@ -1,5 +1,5 @@
 //! One log file, rotated by size or time, shared safely by many processes: a writer for
-//! [`tracing-subscriber`](tracing_subscriber).
+//! [`tracing-subscriber`](https://docs.rs/tracing-subscriber/0.3).
 //!
 //! # The problem
 //!
@@ -31,11 +31,11 @@
 //! # Ok::<(), tracing_shared_file::Error>(())
 //! ```
 //!
-//! - [`SharedFile::layer`] is a ready-made [`fmt::Layer`](tracing_subscriber::fmt::Layer)
+//! - [`SharedFile::layer`] is a ready-made [`fmt::Layer`](https://docs.rs/tracing-subscriber/0.3/tracing_subscriber/fmt/struct.Layer.html)
 //!   that writes lines in [`LineFormat`] (UTC timestamps with six fraction digits, the
 //!   level, the process id), without ANSI colours.
 //! - Any other `fmt` layer can write to the file too, JSON for instance: `SharedFile`
-//!   implements [`MakeWriter`](tracing_subscriber::fmt::MakeWriter). Wrap its event format
+//!   implements [`MakeWriter`](https://docs.rs/tracing-subscriber/0.3/tracing_subscriber/fmt/trait.MakeWriter.html). Wrap its event format
 //!   with `map_event_format(PanicSafe::new)`, as the ready-made layer does, so that an
 //!   event whose `Debug` impl panics is dropped whole rather than glued to the next one
 //!   (see [`PanicSafe`]).
