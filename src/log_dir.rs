@@ -122,10 +122,7 @@ pub(crate) fn remove_abandoned_temporaries(dir: &Dir, log_name: &OsStr) -> io::R
     prefix.push(b'.');
     for (name, _) in dir.list(&prefix)? {
         if writer_of_temporary(&name).is_some_and(|pid| !crate::platform::is_alive(pid)) {
-            match dir.remove(&name) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+            dir.remove_if_there(&name)?;
         }
     }
     Ok(())

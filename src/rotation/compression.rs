@@ -148,7 +148,7 @@ fn finish(dir: &Dir, archive: &OsStr, gz: &OsStr) -> io::Result<()> {
         return Ok(());
     };
     if same_content(plain, flate2::read::GzDecoder::new(compressed)) {
-        remove_if_there(dir, archive)?;
+        dir.remove_if_there(archive)?;
     }
     Ok(())
 }
@@ -226,8 +226,8 @@ fn compress(
         })
     });
     match placed {
-        Ok(true) => remove_if_there(dir, archive),
-        Ok(false) => remove_if_there(dir, &temporary),
+        Ok(true) => dir.remove_if_there(archive),
+        Ok(false) => dir.remove_if_there(&temporary),
         Err(e) => {
             let _ = dir.remove(&temporary);
             Err(e)
@@ -257,13 +257,6 @@ fn write_gzip(
     }
     // On disk before its name says it is complete.
     platform::retry_interrupted(|| target.sync_all())
-}
-
-fn remove_if_there(dir: &Dir, name: &OsStr) -> io::Result<()> {
-    match dir.remove(name) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ pub(crate) fn rotate(log: LogName<'_>, limits: Limits, now: i64) -> io::Result<(
             .rename_exclusive(&archive_name(log.name, from), &archive_name(log.name, to))
     };
     for &index in beyond.iter().rev() {
-        remove_if_exists(log, &archive_name(log.name, index))?;
+        log.dir.remove_if_there(&archive_name(log.name, index))?;
     }
     // Moves down (into gaps) go youngest first and moves up oldest first, so that every
     // rename lands on a free name.
@@ -104,14 +104,6 @@ fn doomed(log: LogName<'_>, files: &[usize], limits: Limits, now: i64) -> io::Re
     let doomed = how_many_to_delete(&oldest_first, limits, now).min(files.len());
     Ok(doomed.max(by_count))
 }
-
-fn remove_if_exists(log: LogName<'_>, name: &OsStr) -> io::Result<()> {
-    match log.dir.remove(name) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
 /// The archive numbers in use, ascending: `files` are files or links (ours to move),
 /// `obstacles` anything else.
 struct Archives {

@@ -23,6 +23,16 @@ pub(crate) struct Limits {
     pub(crate) schedule: Option<Schedule>,
 }
 
+impl Limits {
+    /// When an archive stamped `stamp` began to age: with time rotation, at the end of the
+    /// period the stamp is in, since a time rotation names the archive after its period's
+    /// start but its last line may have come at the period's end.
+    fn aged_from(&self, stamp: i64) -> i64 {
+        self.schedule
+            .map_or(stamp, |schedule| schedule.end_of(stamp))
+    }
+}
+
 /// One archive as retention sees it, oldest first in a list: its names (a plain file and
 /// its compressed copy, while a compression is being finished), the time its age counts
 /// from (when its last line was written), and its size on disk.
@@ -62,10 +72,7 @@ pub(crate) fn how_many_to_delete(archives: &[Kept], limits: Limits, now: i64) ->
 /// The timestamped archives of `log`, oldest first, a plain file and its compressed copy
 /// counting as one, with their sizes (one `stat` each: the ledger must know them, for a
 /// process with `max_total_bytes` may come later).
-///
-/// An archive's age counts from the time in its name; with time rotation, from the end of
-/// the period that time falls in: a time rotation names the archive after its period's
-/// start, but its last line may have come at the period's end.
+/// An archive's age counts from the time in its name (see `Limits::aged_from`).
 pub(crate) fn timestamped_archives(log: LogName<'_>, limits: Limits) -> io::Result<Vec<Kept>> {
     let mut kept: Vec<Kept> = Vec::new();
     let mut last: Option<(i64, u32)> = None;
@@ -84,9 +91,7 @@ pub(crate) fn timestamped_archives(log: LogName<'_>, limits: Limits) -> io::Resu
             }
             _ => kept.push(Kept {
                 names: vec![name],
-                time: limits
-                    .schedule
-                    .map_or(stamp, |schedule| schedule.end_of(stamp)),
+                time: limits.aged_from(stamp),
                 bytes,
             }),
         }
@@ -159,11 +164,7 @@ pub(crate) fn after_rotation(
         let ledger = Ledger {
             count: ledger.count.saturating_add(1),
             bytes: ledger.bytes.saturating_add(archived),
-            oldest: ledger.oldest.min(
-                limits
-                    .schedule
-                    .map_or(named.0, |schedule| schedule.end_of(named.0)),
-            ),
+            oldest: ledger.oldest.min(limits.aged_from(named.0)),
             newest: Some(named),
         };
         if !may_exceed(ledger, limits, now) {
@@ -184,7 +185,7 @@ pub(crate) fn after_rotation(
         // Its `.gz`, if any, is among its names: a compressor places one only under the
         // locks, which this rotation holds, so none can appear since the listing.
         for name in &archive.names {
-            if let Err(error) = remove_if_there(log, name) {
+            if let Err(error) = log.dir.remove_if_there(name) {
                 first_error.get_or_insert(error);
             }
         }
@@ -199,13 +200,6 @@ pub(crate) fn after_rotation(
         oldest: kept.first().map_or(i64::MAX, |archive| archive.time),
         newest: Some(named),
     })
-}
-
-fn remove_if_there(log: LogName<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
-    match log.dir.remove(name) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -336,6 +336,15 @@ impl Dir {
         check(unsafe { libc::unlinkat(self.file.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
     }
 
+    /// Removes `name` if it is there: a name already gone (another process removed it
+    /// first) is no error.
+    pub(crate) fn remove_if_there(&self, name: &OsStr) -> io::Result<()> {
+        match self.remove(name) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// The names in this directory that start with `prefix`, with what sits at each.
     pub(crate) fn list(&self, prefix: &[u8]) -> io::Result<Vec<(OsString, Kind)>> {
         // The stream takes its own descriptor, positioned at the start.
