@@ -9,6 +9,8 @@
 
 use std::io;
 use std::ptr::NonNull;
+
+use crate::platform::AnonymousMemory;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 // The cursor's layout: `CLOSED | ACTIVE | count << COUNT_SHIFT | offset`, where `count`
@@ -63,49 +65,25 @@ impl Cursor {
 
 /// One buffer: `capacity` bytes of events, then room for the end of as many events as
 /// could fit (each costs at least one byte and `END_BYTES`), mapped fresh so that untouched
-/// pages cost nothing.
+/// pages cost nothing. Shared between threads: producers write disjoint reserved ranges,
+/// and the background thread reads a buffer only once every reservation in it is
+/// committed (see `committed`), with release/acquire ordering between them.
 pub(super) struct Buffer {
-    base: NonNull<u8>,
-    len: usize,
+    /// `None` when none could be mapped: the buffer then holds nothing.
+    memory: Option<AnonymousMemory>,
     ends_at: usize,
     /// Reservations in this buffer whose event is copied in; the background thread waits
     /// for this to reach the count it swapped out.
     pub(super) committed: AtomicU64,
 }
 
-// SAFETY: the mapping is owned by the buffer; producers write disjoint reserved ranges,
-// and the background thread reads a buffer only once every reservation in it is committed
-// (see `committed`), with release/acquire ordering between them.
-unsafe impl Send for Buffer {}
-// SAFETY: as above.
-unsafe impl Sync for Buffer {}
-
 impl Buffer {
     pub(super) fn new(capacity: usize) -> io::Result<Buffer> {
         let ends_at = capacity.next_multiple_of(END_BYTES);
         let len = ends_at + (capacity / (END_BYTES + 1) + 1) * END_BYTES;
-        // Not counted against the commit limit up front: only the pages used cost memory.
-        #[cfg(target_os = "linux")]
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-        #[cfg(not(target_os = "linux"))]
-        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
-        // SAFETY: a fresh private anonymous mapping, not aliasing anything.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                flags,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let memory = AnonymousMemory::map(len)?;
         Ok(Buffer {
-            base: NonNull::new(base.cast()).ok_or_else(|| io::Error::other("mmap returned 0"))?,
-            len,
+            memory: Some(memory),
             ends_at,
             committed: AtomicU64::new(0),
         })
@@ -114,8 +92,7 @@ impl Buffer {
     /// A buffer that holds nothing, for when none can be mapped.
     pub(super) fn none() -> Buffer {
         Buffer {
-            base: NonNull::dangling(),
-            len: 0,
+            memory: None,
             ends_at: 0,
             committed: AtomicU64::new(0),
         }
@@ -128,21 +105,27 @@ impl Buffer {
     /// else touches them until the background thread has written them out.
     pub(super) unsafe fn put(&self, index: usize, offset: usize, event: &[u8]) {
         let end = offset + event.len();
-        debug_assert!(end <= self.ends_at && (index + 1) * END_BYTES <= self.len - self.ends_at);
+        debug_assert!(end <= self.ends_at && (index + 1) * END_BYTES <= self.len() - self.ends_at);
         // SAFETY: in bounds (the reservation fits the capacity), and ours alone.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                event.as_ptr(),
-                self.base.as_ptr().add(offset),
-                event.len(),
-            );
+            std::ptr::copy_nonoverlapping(event.as_ptr(), self.base().add(offset), event.len());
             self.ends().add(index).write(end);
         }
     }
 
+    fn base(&self) -> *mut u8 {
+        self.memory
+            .as_ref()
+            .map_or(NonNull::dangling().as_ptr(), AnonymousMemory::as_ptr)
+    }
+
+    fn len(&self) -> usize {
+        self.memory.as_ref().map_or(0, AnonymousMemory::size)
+    }
+
     fn ends(&self) -> *mut usize {
         // SAFETY: `ends_at` is within the mapping; page-aligned base plus a multiple of 8.
-        unsafe { self.base.as_ptr().add(self.ends_at).cast() }
+        unsafe { self.base().add(self.ends_at).cast() }
     }
 
     /// The first `count` events, `bytes` bytes, and where each ends.
@@ -154,7 +137,7 @@ impl Buffer {
         // SAFETY: in bounds, written, and not written again while borrowed.
         unsafe {
             (
-                std::slice::from_raw_parts(self.base.as_ptr(), bytes),
+                std::slice::from_raw_parts(self.base(), bytes),
                 std::slice::from_raw_parts(self.ends(), count),
             )
         }
@@ -174,18 +157,6 @@ impl Buffer {
                 // A producer preempted mid-copy: it finishes within its next time slice.
                 std::thread::sleep(std::time::Duration::from_micros(50));
             }
-        }
-    }
-}
-
-impl Drop for Buffer {
-    fn drop(&mut self) {
-        if self.len == 0 {
-            return;
-        }
-        // SAFETY: our own mapping, with no borrow of it left.
-        unsafe {
-            libc::munmap(self.base.as_ptr().cast(), self.len);
         }
     }
 }

@@ -17,7 +17,9 @@ const LINGER: Duration = Duration::from_millis(1);
 impl Shared {
     pub(super) fn run_worker(&self) {
         self.wake.register_worker();
-        yield_to_producers();
+        // On a busy machine, a log call caught by this thread's wake-up would otherwise
+        // wait for the whole batch to be written.
+        crate::platform::prefer_not_to_preempt();
         // Whatever ends this thread, producers and flushes must stop waiting for it.
         struct GoneOnExit<'a>(&'a Shared);
         impl Drop for GoneOnExit<'_> {
@@ -103,21 +105,6 @@ impl Shared {
                 self.file.batch_dropped((ends.len() - first) as u64, &error);
                 return;
             }
-        }
-    }
-}
-
-/// Asks the scheduler not to let this thread preempt a running thread when it wakes
-/// (`SCHED_BATCH`): on a busy machine, a log call caught by the background thread's
-/// wake-up would otherwise wait for the whole batch to be written. It still gets its fair
-/// share of the processor. Best effort: nothing else to do if refused.
-fn yield_to_producers() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: plain system call on the calling thread (pid 0), with a valid param.
-        unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
         }
     }
 }

@@ -353,6 +353,77 @@ impl Drop for SharedPage {
     }
 }
 
+/// Private memory of its own (the non-blocking queue's buffers), mapped without reserving
+/// it against the commit limit where the system allows it (Linux): only the pages used
+/// cost memory. Who writes where is the owner's business.
+#[derive(Debug)]
+pub(crate) struct AnonymousMemory {
+    base: NonNull<u8>,
+    size: usize,
+}
+
+// SAFETY: plain memory owned by this value; its users synchronise their accesses.
+unsafe impl Send for AnonymousMemory {}
+// SAFETY: as above.
+unsafe impl Sync for AnonymousMemory {}
+
+impl AnonymousMemory {
+    pub(crate) fn map(size: usize) -> io::Result<Self> {
+        #[cfg(target_os = "linux")]
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        #[cfg(not(target_os = "linux"))]
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        // SAFETY: a fresh private anonymous mapping, not aliasing anything.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = NonNull::new(base.cast()).ok_or_else(|| io::Error::other("mmap returned 0"))?;
+        Ok(AnonymousMemory { base, size })
+    }
+
+    /// The first byte; page-aligned.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+}
+
+impl Drop for AnonymousMemory {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, with no borrow of it left.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.size);
+        }
+    }
+}
+
+/// Asks the scheduler not to let the calling thread preempt a running thread when it
+/// wakes (`SCHED_BATCH`, Linux); it still gets its fair share of the processor. Best
+/// effort: nothing else to do where refused or unknown.
+pub(crate) fn prefer_not_to_preempt() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: plain system call on the calling thread (pid 0), with a valid param.
+        unsafe {
+            libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
