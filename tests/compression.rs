@@ -48,12 +48,6 @@ fn worker_entry() {
     }
 }
 
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
-}
-
 /// What a rotating child does once it has rotated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Then {
@@ -362,7 +356,8 @@ fn every_line_lands_once_in_plain_or_gzipped_archives() {
                 ..WriterSpec::new(log.clone(), sync.clone())
             })
             .collect();
-        Workers::start(worker_command, &specs).wait_within(WORKER_DEADLINE);
+        Workers::start(|| common::entry_command("worker_entry"), &specs)
+            .wait_within(WORKER_DEADLINE);
         let mut last = RotatingChild::spawn(&log, &sync, 9, MAX_BYTES, max_files, Then::Settle);
         let last_lines = last.wait_until_rotated();
         last.wait_within(SETTLE_DEADLINE);

@@ -18,7 +18,6 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::verifier::{Expect, Verifier};
@@ -55,12 +54,6 @@ fn worker_entry() {
             spec.process
         );
     }
-}
-
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
 }
 
 /// Appends `lines` records of `FOREIGN` to `log` under the flock on its lock file, taken
@@ -141,7 +134,7 @@ fn lines_appended_under_the_lock_by_another_program_count_towards_max_bytes() {
         })
     };
 
-    let workers = Workers::start(worker_command, &specs);
+    let workers = Workers::start(|| common::entry_command("worker_entry"), &specs);
     let appended = append_under_the_lock(&log, FOREIGN_LINES, workers_done);
     std::fs::write(sync_dir.join("stop"), b"").unwrap();
     workers.wait();

@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::verifier::{Report, Verifier};
@@ -28,12 +27,6 @@ fn worker_entry() {
             );
         }
     }
-}
-
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
 }
 
 struct Run {
@@ -73,7 +66,7 @@ impl Run {
     }
 
     fn start(&self) -> Workers {
-        Workers::start(worker_command, &self.specs)
+        Workers::start(|| common::entry_command("worker_entry"), &self.specs)
     }
 
     fn verifier(&self) -> Verifier {

@@ -11,7 +11,6 @@ mod common;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::verifier::Verifier;
@@ -32,12 +31,6 @@ fn worker_entry() {
             u64::from(spec.threads) * spec.lines_per_thread
         );
     }
-}
-
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
 }
 
 /// Four processes of four threads each, through queues that hold about two events: the
@@ -64,7 +57,7 @@ fn many_threads_in_many_processes_through_a_tiny_queue_lose_nothing() {
             ..WriterSpec::new(log.clone(), sync_dir.clone())
         })
         .collect();
-    Workers::start(worker_command, &specs).wait();
+    Workers::start(|| common::entry_command("worker_entry"), &specs).wait();
 
     let verifier = specs.iter().fold(
         Verifier::new(&log, MAX_BYTES, specs[0].max_files),

@@ -11,7 +11,6 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::verifier::{Expect, Report, Verifier};
@@ -30,12 +29,6 @@ fn worker_entry() {
         let stats = run_writer(&spec);
         spec.save_stats(&stats);
     }
-}
-
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
 }
 
 /// A log in a directory of its own, and the workers that write it, in batches.
@@ -82,7 +75,7 @@ impl Log {
                 ..self.template.clone()
             })
             .collect();
-        let workers = Workers::start(worker_command, &batch);
+        let workers = Workers::start(|| common::entry_command("worker_entry"), &batch);
         self.specs.extend(batch);
         workers
     }

@@ -11,7 +11,6 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -43,12 +42,6 @@ fn worker_entry() {
         let stats = run_writer(&spec);
         spec.save_stats(&stats);
     }
-}
-
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
 }
 
 fn now() -> i64 {
@@ -503,8 +496,11 @@ fn max_total_bytes_added_on_restart_applies_to_the_archives_already_there() {
             policy,
             ..WriterSpec::new(log.clone(), sync)
         };
-        Workers::start(worker_command, std::slice::from_ref(&spec))
-            .wait_within(Duration::from_secs(60));
+        Workers::start(
+            || common::entry_command("worker_entry"),
+            std::slice::from_ref(&spec),
+        )
+        .wait_within(Duration::from_secs(60));
         let stats = spec.saved_stats();
         assert_eq!((stats.write_errors, stats.rotation_errors), (0, 0));
         let wanted = if process == 1 { 5 } else { 2 };

@@ -46,12 +46,6 @@ fn worker_entry() {
     }
 }
 
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
-}
-
 /// The tests' pace: each writer pauses this long after each event, so the 4 of them write
 /// about 60 kB/s and a 16 KiB live file lives about 260 ms before it is renamed away. A
 /// follower of the name never sees a file that is gone before it reacts; this leaves a
@@ -276,7 +270,7 @@ impl Run {
     /// left on disk (which must be perfect: the shipper is under test, not the library)
     /// and what the shipper delivered.
     fn ship(&self, mut follower: Follower) -> Outcome {
-        let workers = Workers::start(worker_command, &self.specs);
+        let workers = Workers::start(|| common::entry_command("worker_entry"), &self.specs);
         let started = Instant::now();
         workers.wait_within(WRITE_DEADLINE);
         let writing = started.elapsed();

@@ -15,7 +15,6 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::verifier::{Expect, Report, Verifier};
@@ -39,12 +38,6 @@ fn worker_entry() {
         let stats = run_writer(&spec);
         spec.save_stats(&stats);
     }
-}
-
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
 }
 
 /// Writer processes sharing one log in a directory of their own.
@@ -138,7 +131,7 @@ fn batch_sync_dir(dir: &Path, processes: &std::ops::Range<u32>) -> PathBuf {
 
 /// Starts a batch of workers together, once all are ready.
 fn start(specs: &[WriterSpec]) -> Workers {
-    Workers::start(worker_command, specs)
+    Workers::start(|| common::entry_command("worker_entry"), specs)
 }
 
 /// Expects of every writer of `specs` exactly the lines it finished.

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::verifier::{Expect, Report, Verifier};
@@ -38,12 +37,6 @@ fn worker_entry() {
         let stats = run_writer(&spec);
         spec.save_stats(&stats);
     }
-}
-
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
 }
 
 /// Writers that rotate at nearly every event, run to completion.
@@ -81,7 +74,8 @@ impl Run {
     }
 
     fn run(&self) {
-        Workers::start(worker_command, &self.specs).wait_within(WORKER_DEADLINE);
+        Workers::start(|| common::entry_command("worker_entry"), &self.specs)
+            .wait_within(WORKER_DEADLINE);
     }
 
     fn rotations(&self) -> u64 {

@@ -12,7 +12,6 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 
 use common::verifier::Verifier;
 use common::workload::{Workers, WriteMode, WriterId, WriterSpec, payload, wait_for_file};
@@ -88,12 +87,6 @@ fn read_stats(sync_dir: &Path, process: u32) -> (u64, u64, u64) {
     (numbers[0], numbers[1], numbers[2])
 }
 
-fn worker_command() -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command.args(["--exact", "worker_entry", "--nocapture", "--test-threads=1"]);
-    command
-}
-
 /// Runs `PROCESSES` writers at once in `mode` and checks every line of every file.
 fn run_processes(mode: WriteMode) {
     let dir = tempfile::tempdir().unwrap();
@@ -110,7 +103,7 @@ fn run_processes(mode: WriteMode) {
             ..WriterSpec::new(log.clone(), sync_dir.clone())
         })
         .collect();
-    Workers::start(worker_command, &specs).wait();
+    Workers::start(|| common::entry_command("worker_entry"), &specs).wait();
 
     let report = (0..PROCESSES)
         .fold(Verifier::new(&log, MAX_BYTES, KEEP_ALL), |verifier, p| {

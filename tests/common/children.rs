@@ -122,9 +122,8 @@ pub fn spawn_entry(
 ) -> RunningChild {
     let stdout = out_dir.join(format!("stdout.{name}"));
     let stderr = out_dir.join(format!("stderr.{name}"));
-    let mut command = Command::new(exe);
+    let mut command = super::entry_command_of(exe, entry);
     command
-        .args(["--exact", entry, "--nocapture", "--test-threads=1"])
         .stdin(Stdio::null())
         .stdout(File::create(&stdout).expect("create stdout file"))
         .stderr(File::create(&stderr).expect("create stderr file"));

@@ -9,6 +9,19 @@ pub mod log_files;
 pub mod verifier;
 pub mod workload;
 
+/// A command that runs only the test `entry` of the test binary at `exe` (this one, or a
+/// copy of it), as the child processes of the multi-process tests do.
+pub fn entry_command_of(exe: &std::path::Path, entry: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(exe);
+    command.args(["--exact", entry, "--nocapture", "--test-threads=1"]);
+    command
+}
+
+/// [`entry_command_of`] this test binary.
+pub fn entry_command(entry: &str) -> std::process::Command {
+    entry_command_of(&std::env::current_exe().expect("current_exe"), entry)
+}
+
 /// Spawns `command`, waiting out ETXTBSY: a test binary copied for an unprivileged child
 /// may still be open for writing in a child that another test thread forked while the
 /// copy was being written, until that child execs.
