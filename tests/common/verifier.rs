@@ -30,6 +30,7 @@ use std::time::Duration;
 use super::workload::{WriterId, payload};
 use chain::ChainFile;
 use period::{FileTimes, Period, Span};
+pub use period::{archive_stamp, parse_archive_stamp};
 use records::{Scan, Tally};
 
 /// How many records of one writer to expect.

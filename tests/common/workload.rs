@@ -649,32 +649,9 @@ impl Drop for Workers {
     }
 }
 
-/// `2026-11-27T14-00-00Z`: the stamp of a timestamped archive made at `secs` since the
-/// epoch (UTC, no colons).
-pub fn archive_stamp(secs: i64) -> String {
-    let (days, second_of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
-}
+// The verifier owns the stamp format; tests name it from here too.
+#[allow(unused_imports)]
+pub use super::verifier::archive_stamp;
 
 /// One timestamped archive, as its name says: `<log name>.<stamp>[.<counter>][.gz]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -706,25 +683,8 @@ pub fn parse_stamped_name(log_name: &str, name: &str) -> Option<StampedName> {
             digits.parse().ok()?
         }
     };
-    let field = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = text.get(range)?;
-        digits
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| digits.parse().ok())?
-    };
-    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
-    let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
-    // Days since the epoch (Howard Hinnant's days_from_civil); the round trip below
-    // rejects impossible dates and the wrong separators.
-    let shifted_year = if month <= 2 { year - 1 } else { year };
-    let era = shifted_year.div_euclid(400);
-    let year_of_era = shifted_year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    let stamp = days * 86_400 + hour * 3600 + minute * 60 + second;
-    (archive_stamp(stamp) == text).then(|| StampedName {
+    let stamp = super::verifier::parse_archive_stamp(text)?;
+    Some(StampedName {
         name: name.to_string(),
         stamp,
         counter,
