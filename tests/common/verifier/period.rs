@@ -226,14 +226,7 @@ pub(super) fn parse_civil(text: &str, separator: u8) -> Option<i64> {
 /// `2026-11-27T14-00-00Z`: the stamp of a timestamped archive made at `secs` since the
 /// epoch (UTC, no colons).
 pub fn archive_stamp(secs: i64) -> String {
-    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let second_of_day = secs.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}Z",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    )
+    format!("{}Z", format_civil(secs, '-'))
 }
 
 /// The time an archive stamp (`2026-11-27T14-00-00Z`) names, if `text` is exactly one.
@@ -244,10 +237,16 @@ pub fn parse_archive_stamp(text: &str) -> Option<i64> {
 /// A time for messages: `2026-11-26T15:00:00.123456789Z`.
 fn format_time(t: i128) -> String {
     let (secs, nanos) = (t.div_euclid(NANOS) as i64, t.rem_euclid(NANOS));
+    format!("{}.{nanos:09}Z", format_civil(secs, ':'))
+}
+
+/// `YYYY-MM-DDTHH?MM?SS` for `secs` since the epoch, with `separator` between the time
+/// fields: the inverse of `parse_civil`.
+fn format_civil(secs: i64, separator: char) -> String {
     let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     let second_of_day = secs.rem_euclid(86_400);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}{separator}{:02}{separator}{:02}",
         second_of_day / 3600,
         second_of_day / 60 % 60,
         second_of_day % 60
