@@ -38,6 +38,17 @@ fn write_until_rotated(log: &SharedFile, writer: WriterId, seq: &mut u64, rotati
     true
 }
 
+/// Timestamped, compressed, every archive kept.
+fn compressed_log(path: &Path) -> SharedFile {
+    SharedFile::builder(path)
+        .naming(Naming::Timestamped)
+        .max_bytes(MAX_BYTES)
+        .max_files(1000)
+        .compress(true)
+        .build()
+        .unwrap()
+}
+
 /// Plain archives besides the newest, which waits for the next rotation.
 fn plain_archives_but_the_newest(log: &Path) -> usize {
     let archives = stamped_archives(log);
@@ -54,13 +65,7 @@ fn plain_archives_but_the_newest(log: &Path) -> usize {
 fn a_forked_child_compresses_its_archives_with_a_thread_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
-    let log = SharedFile::builder(&path)
-        .naming(Naming::Timestamped)
-        .max_bytes(MAX_BYTES)
-        .max_files(1000)
-        .compress(true)
-        .build()
-        .unwrap();
+    let log = compressed_log(&path);
     let mut parent_seq = 0;
     // The parent's compressor thread is running before the fork.
     assert!(write_until_rotated(&log, PARENT, &mut parent_seq, 3));
@@ -124,13 +129,7 @@ fn a_forked_child_compresses_its_archives_with_a_thread_of_its_own() {
 fn a_compressed_copy_keeps_the_archives_modification_time() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
-    let log = SharedFile::builder(&path)
-        .naming(Naming::Timestamped)
-        .max_bytes(MAX_BYTES)
-        .max_files(1000)
-        .compress(true)
-        .build()
-        .unwrap();
+    let log = compressed_log(&path);
     let mut seq = 0;
     assert!(write_until_rotated(&log, PARENT, &mut seq, 1));
     // The first archive stays plain until the next rotation: date it back meanwhile.
