@@ -15,6 +15,14 @@ for name in os.listdir(root):
     elif os.path.isdir(os.path.join(root, name)):
         mods.add(name)
 
+# Names the crate root re-exports (`pub use module::{A, B}`), so that `crate::A` counts as
+# a use of `module`.
+reexports = {}
+lib = open(os.path.join(root, "lib.rs")).read()
+for m in re.finditer(r"pub use (\w+)::(\{[^}]*\}|\w+);", lib):
+    for name in re.findall(r"\w+", m.group(2)):
+        reexports[name] = m.group(1)
+
 def top_module(path):
     rel = os.path.relpath(path, root).split(os.sep)
     return rel[0][:-3] if rel[0].endswith(".rs") else rel[0]
@@ -56,6 +64,7 @@ for dirpath, _, files in os.walk(root):
         # Unit tests may reach anywhere; they are not part of the layering.
         text = re.split(r"#\[cfg\(test\)\]", text)[0]
         for u in crate_uses(text):
+            u = reexports.get(u, u)
             if u in mods and u != me:
                 graph[me].add(u)
 

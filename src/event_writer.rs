@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 
-use crate::critical_section::IfFailed;
+use crate::report::IfFailed;
 
 /// Where an [`EventWriter`] delivers whole events: the file itself, or the queue of the
 /// non-blocking writer.

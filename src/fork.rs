@@ -16,21 +16,15 @@
 //! for another process, so this waits only for appends already under way.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError, Weak};
 
 use crate::critical_section::{Inner, State};
 use crate::platform::{self, RawFd};
 use crate::writer::SharedFile;
 
-static GENERATION: AtomicU64 = AtomicU64::new(0);
 static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
 static REGISTER: Once = Once::new();
-
-/// How many forks this process descends through; changes only in a forked child.
-pub(crate) fn generation() -> u64 {
-    GENERATION.load(Ordering::Acquire)
-}
 
 /// Runs `open`, which opens a lock file and makes the [`SharedFile`] that holds it, with
 /// the fork handlers' registry locked, and makes the result known to the handlers
@@ -153,7 +147,6 @@ unsafe extern "C" fn parent() {
 }
 
 unsafe extern "C" fn child() {
-    platform::refresh_pid();
-    GENERATION.fetch_add(1, Ordering::AcqRel);
+    platform::note_fork_in_child();
     release(true);
 }

@@ -177,10 +177,11 @@ mod panic_safe;
 mod platform;
 mod report;
 mod rotation;
+mod settings;
 mod stats;
 mod writer;
 
-pub use builder::{Builder, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_PATH_CHECK_INTERVAL};
+pub use builder::Builder;
 pub use error::{Error, ErrorKind};
 pub use event_writer::EventWriter;
 pub use layer::{NonBlockingLayer, SharedFileFormat, SharedFileLayer};
@@ -191,6 +192,7 @@ pub use non_blocking::{
 pub use panic_safe::PanicSafe;
 pub use report::IoFailure;
 pub use rotation::{Naming, Period};
+pub use settings::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_PATH_CHECK_INTERVAL};
 pub use stats::Stats;
 /// The offset of [`Builder::utc_offset`], from the `time` crate.
 pub use time::UtcOffset;

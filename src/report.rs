@@ -8,8 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use crate::critical_section::IfFailed;
 use crate::lock::RecordedOptions;
+
+/// What becomes of events whose write fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IfFailed {
+    /// They are lost: counted as dropped.
+    Drop,
+    /// The caller keeps them to try again: counted as a failed write only.
+    Keep,
+}
 
 /// An I/O failure while logging, as handed to the hook set with
 /// [`Builder::on_error`](crate::Builder::on_error).

@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::builder::{Builder, Settings};
-use crate::critical_section::{IfFailed, Inner, State};
+use crate::critical_section::{Inner, State};
 use crate::event_writer::{EventSink, EventWriter};
 use crate::handle::LogHandle;
 use crate::lock::LockFile;
 use crate::log_dir::LogDir;
+use crate::report::IfFailed;
 use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
+use crate::settings::Settings;
 use crate::stats::{Counters, Stats};
 
 /// One log file, shared safely by every process (and thread) that opens the same path.
@@ -79,29 +80,12 @@ pub(crate) struct Parts {
 }
 
 impl SharedFile {
-    /// Starts configuring a log file at `path`; see [`Builder`] for the options and their
-    /// defaults.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tracing_shared_file::SharedFile;
-    ///
-    /// let dir = tempfile::tempdir()?;
-    /// let log = SharedFile::builder(dir.path().join("app.log")).build()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn builder(path: impl AsRef<Path>) -> Builder {
-        Builder::new(path.as_ref())
-    }
-
     pub(crate) fn counters(&self) -> &Counters {
         &self.inner.counters
     }
 
     pub(crate) fn from_parts(parts: Parts) -> Self {
-        let inner = Arc::new_cyclic(|myself| Inner {
-            myself: myself.clone(),
+        let inner = Arc::new(Inner {
             path: parts.path,
             lock_path: parts.lock_path,
             name: parts.name,

@@ -5,27 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use time::UtcOffset;
-
 use crate::error::{Error, ErrorKind};
 use crate::fork;
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, NotOurLockFile};
 use crate::log_dir::LogDir;
 use crate::report::{ErrorHook, IoFailure};
-use crate::rotation::{Naming, Period, Schedule};
+use crate::rotation::Naming;
+use crate::settings::Settings;
 use crate::writer::{Parts, SharedFile};
 
 mod policy;
-
-/// The default for [`Builder::max_bytes`]: 10 MiB.
-pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
-
-/// The default for [`Builder::max_files`]: 5 rotated files.
-pub const DEFAULT_MAX_FILES: usize = 5;
-
-/// The default for [`Builder::path_check_interval`]: 10 ms.
-pub const DEFAULT_PATH_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Configures a [`SharedFile`]; made by [`SharedFile::builder`].
 ///
@@ -53,30 +43,21 @@ pub struct Builder {
     on_error: Option<ErrorHook>,
 }
 
-/// The options every write consults; checked by [`Builder::build`].
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) max_bytes: u64,
-    pub(crate) max_files: usize,
-    pub(crate) path_check_interval: Duration,
-    pub(crate) lock_timeout: Option<Duration>,
-    pub(crate) file_mode: Option<u32>,
-    /// When to rotate by time, if at all, and the offset periods start at.
-    pub(crate) rotate_every: Option<Period>,
-    pub(crate) utc_offset: UtcOffset,
-    pub(crate) naming: Naming,
-    pub(crate) max_age: Option<Duration>,
-    pub(crate) max_total_bytes: Option<u64>,
-    pub(crate) compress: bool,
-}
-
-impl Settings {
-    /// When to rotate by time, if at all.
-    pub(crate) fn schedule(&self) -> Option<Schedule> {
-        self.rotate_every.map(|period| Schedule {
-            period,
-            offset: self.utc_offset,
-        })
+impl SharedFile {
+    /// Starts configuring a log file at `path`; see [`Builder`] for the options and their
+    /// defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tracing_shared_file::SharedFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = SharedFile::builder(dir.path().join("app.log")).build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder(path: impl AsRef<Path>) -> Builder {
+        Builder::new(path.as_ref())
     }
 }
 
@@ -84,24 +65,12 @@ impl Builder {
     pub(crate) fn new(path: &Path) -> Self {
         Builder {
             path: path.to_path_buf(),
-            settings: Settings {
-                max_bytes: DEFAULT_MAX_BYTES,
-                max_files: DEFAULT_MAX_FILES,
-                path_check_interval: DEFAULT_PATH_CHECK_INTERVAL,
-                lock_timeout: None,
-                file_mode: None,
-                rotate_every: None,
-                utc_offset: UtcOffset::UTC,
-                naming: Naming::Numbered,
-                max_age: None,
-                max_total_bytes: None,
-                compress: false,
-            },
+            settings: Settings::default(),
             on_error: None,
         }
     }
 
-    /// The size limit of every file, in bytes. Default: [`DEFAULT_MAX_BYTES`] (10 MiB).
+    /// The size limit of every file, in bytes. Default: [`DEFAULT_MAX_BYTES`](crate::DEFAULT_MAX_BYTES) (10 MiB).
     ///
     /// Before an event is appended, the file rotates if the event would take it past this
     /// limit. No file ever exceeds it, unless the file holds a single event that is larger
@@ -125,7 +94,7 @@ impl Builder {
     /// `app.log.<max_files>`. Each rotation deletes the archives that would be older than
     /// that, oldest first, including ones that a process configured with a larger
     /// `max_files` kept; it never deletes an archive while keeping an older one.
-    /// Default: [`DEFAULT_MAX_FILES`] (5). Must be greater than 0.
+    /// Default: [`DEFAULT_MAX_FILES`](crate::DEFAULT_MAX_FILES) (5). Must be greater than 0.
     ///
     /// # Examples
     ///
@@ -142,7 +111,7 @@ impl Builder {
 
     /// How often each process asks the kernel (`stat(2)`) whether the log directory, the log
     /// path and the lock path still name the files it has open. Default:
-    /// [`DEFAULT_PATH_CHECK_INTERVAL`] (10 ms).
+    /// [`DEFAULT_PATH_CHECK_INTERVAL`](crate::DEFAULT_PATH_CHECK_INTERVAL) (10 ms).
     ///
     /// Rotations by other processes using this library are noticed before the next write
     /// whatever this is: the rotator records the new live file in the lock file's shared

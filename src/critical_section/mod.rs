@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::builder::Settings;
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, LockGuard, Page, RecordedOptions, WriteIntent};
 use crate::log_dir::LogDir;
 use crate::platform::Dir;
-use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
+use crate::report::{ErrorHook, IfFailed, IoFailure, RateLimitedStderr};
+use crate::settings::Settings;
 
 mod entering;
 use crate::rotation::{self, Limits, LogName, Policy, Rotated, Schedule};
@@ -27,21 +27,8 @@ use entering::Entered;
 /// that lets go, which would keep everyone else waiting for the whole write.
 const TURN: Duration = Duration::from_micros(200);
 
-/// What becomes of events whose write fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum IfFailed {
-    /// They are lost: counted as dropped.
-    Drop,
-    /// The caller keeps them to try again: counted as a failed write only.
-    Keep,
-}
-
 /// Everything one [`SharedFile`](crate::SharedFile) and its clones share.
 pub(crate) struct Inner {
-    /// For the background threads that must come back to it (the compressor), without
-    /// keeping it alive.
-    #[cfg_attr(not(feature = "compress"), allow(dead_code))]
-    pub(crate) myself: std::sync::Weak<Inner>,
     /// The log file's path, and its lock file's, as `build()` resolved them: for messages.
     pub(crate) path: PathBuf,
     pub(crate) lock_path: PathBuf,
@@ -201,7 +188,7 @@ impl Inner {
     /// out in one `write(2)`; rotation happens between events, never inside one, and at
     /// most once per hold of the lock, so that other processes get their turn.
     pub(crate) fn write_events(
-        &self,
+        self: &Arc<Self>,
         buf: &[u8],
         mut start: usize,
         ends: &[usize],
@@ -536,11 +523,13 @@ impl Inner {
     }
 
     /// What follows a rotation, off the lock: handing the archives to the compressor.
-    fn after_rotation(&self, dir: Arc<Dir>) {
+    fn after_rotation(self: &Arc<Self>, dir: Arc<Dir>) {
         #[cfg(feature = "compress")]
         if self.settings.compress {
+            let host: std::sync::Weak<dyn rotation::compression::Host> =
+                Arc::downgrade(self) as std::sync::Weak<Inner>;
             let job = rotation::compression::Job {
-                inner: self.myself.clone(),
+                host,
                 dir,
                 name: self.name.clone(),
                 path: self.path.clone(),
@@ -552,22 +541,6 @@ impl Inner {
         }
         #[cfg(not(feature = "compress"))]
         let _ = dir;
-    }
-
-    /// Runs `f` under both locks, as a write would, and reports what entering them
-    /// found: for the compressor's last step, which must not interleave with a
-    /// rotation's retention.
-    #[cfg(feature = "compress")]
-    pub(crate) fn under_locks<R>(&self, f: impl FnOnce() -> R) -> io::Result<R> {
-        let mut outcome = Outcome::default();
-        let result = self.enter(&mut outcome).map(|entered| {
-            let guard = LockGuard::held(&entered.state.lock);
-            let result = f();
-            drop(guard);
-            result
-        });
-        self.report(&outcome);
-        result
     }
 
     /// Opens the lock file in `dir`; an error names it, and says what would fix it.
@@ -665,4 +638,23 @@ fn naming(what: &str, path: &std::path::Path, error: io::Error) -> io::Error {
         error.kind(),
         format!("cannot open {what} file `{}`: {error}", path.display()),
     )
+}
+
+#[cfg(feature = "compress")]
+impl rotation::compression::Host for Inner {
+    fn under_locks(&self, step: &mut dyn FnMut() -> io::Result<bool>) -> io::Result<bool> {
+        let mut outcome = Outcome::default();
+        let result = self.enter(&mut outcome).and_then(|entered| {
+            let guard = LockGuard::held(&entered.state.lock);
+            let result = step();
+            drop(guard);
+            result
+        });
+        self.report(&outcome);
+        result
+    }
+
+    fn report(&self, error: &io::Error) {
+        self.report_failure(&IoFailure::archives(&self.path, error));
+    }
 }

@@ -19,9 +19,8 @@ use std::thread::JoinHandle;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::critical_section::IfFailed;
 use crate::event_writer::{EventSink, EventWriter};
-use crate::fork;
+use crate::report::IfFailed;
 use crate::writer::SharedFile;
 
 mod buffer;
@@ -366,7 +365,7 @@ impl Drop for WorkerGuard {
     fn drop(&mut self) {
         // A guard dropped in a forked child has no thread to stop, and must not touch a
         // queue that a parent thread may have held at the fork.
-        if fork::generation() != self.shared.fork_generation {
+        if crate::platform::fork_generation() != self.shared.fork_generation {
             // The thread does not exist here: dropping its handle would detach a thread
             // id that means nothing (or something else) in this process.
             std::mem::forget(self.worker.take());

@@ -12,8 +12,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::buffer::{Buffer, CLOSED, Cursor, END_BYTES, MAX_CAPACITY};
 use super::wake::Wake;
-use crate::critical_section::IfFailed;
-use crate::fork;
+use crate::report::IfFailed;
 use crate::writer::SharedFile;
 
 /// What the writers and the background thread share.
@@ -92,7 +91,7 @@ impl Shared {
             capacity,
             max_batch_bytes: max_batch_bytes.max(1),
             lossy,
-            fork_generation: fork::generation(),
+            fork_generation: crate::platform::fork_generation(),
         }
     }
 
@@ -116,7 +115,7 @@ impl Shared {
         }
         // In a forked child no background thread drains the buffers, and a parent thread
         // may have been half-way through a copy at the fork: never touch them.
-        if fork::generation() != self.fork_generation {
+        if crate::platform::fork_generation() != self.fork_generation {
             return self.file.write_event(event, IfFailed::Drop);
         }
         if event.len() + END_BYTES > self.capacity && !self.cursor().closed() {
@@ -249,7 +248,7 @@ impl Shared {
     /// An event queued before the call is in the buffer of a swap no later than the one
     /// after the latest begun, so the call waits for that swap to be written.
     pub(super) fn flush(&self) {
-        if fork::generation() != self.fork_generation || self.wake.on_worker() {
+        if crate::platform::fork_generation() != self.fork_generation || self.wake.on_worker() {
             return;
         }
         let target = self.swaps_begun.load(Ordering::SeqCst) + 1;

@@ -23,10 +23,22 @@ use super::LogName;
 use super::timestamped;
 use crate::platform::{self, Access, Dir};
 
+/// What the compressor needs of the log it works for, and nothing more: it sits below
+/// the write path, which implements this.
+pub(crate) trait Host: Send + Sync {
+    /// Runs `step` under the log's locks, as a write would, so that it never interleaves
+    /// with a rotation's retention: the step's result, or why the locks could not be had.
+    fn under_locks(&self, step: &mut dyn FnMut() -> io::Result<bool>) -> io::Result<bool>;
+
+    /// Reports a failed compression as the log reports its other failures.
+    fn report(&self, error: &io::Error);
+}
+
 /// What to compress: the log's directory and name, and the mode for new files.
 pub(crate) struct Job {
-    /// Where failures are reported, and whose locks the last step takes.
-    pub(crate) inner: std::sync::Weak<crate::critical_section::Inner>,
+    /// Where failures are reported, and whose locks the last step takes; once the log is
+    /// gone, nothing is done.
+    pub(crate) host: std::sync::Weak<dyn Host>,
     pub(crate) dir: Arc<Dir>,
     pub(crate) name: OsString,
     pub(crate) path: std::path::PathBuf,
@@ -47,7 +59,7 @@ impl Compressor {
         let Ok(mut worker) = self.worker.try_lock() else {
             return;
         };
-        let generation = crate::fork::generation();
+        let generation = crate::platform::fork_generation();
         if let Some((started_in, sender)) = worker.as_ref()
             && *started_in == generation
         {
@@ -84,14 +96,14 @@ fn run(jobs: Receiver<Job>) {
         };
         // The last step of each compression runs under the locks, like retention, so
         // that the two never interleave. Once the `SharedFile` is gone, nothing is done.
-        let under_locks = |place: &mut dyn FnMut() -> io::Result<bool>| match job.inner.upgrade() {
-            Some(inner) => inner.under_locks(place)?,
+        let under_locks = |place: &mut dyn FnMut() -> io::Result<bool>| match job.host.upgrade() {
+            Some(host) => host.under_locks(place),
             None => Ok(false),
         };
         if let Err(error) = compress_pending(log, job.file_mode, &under_locks)
-            && let Some(inner) = job.inner.upgrade()
+            && let Some(host) = job.host.upgrade()
         {
-            inner.report_failure(&crate::IoFailure::archives(&job.path, &error));
+            host.report(&error);
         }
     }
 }
