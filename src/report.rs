@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use crate::lock::RecordedOptions;
@@ -190,6 +190,83 @@ impl fmt::Display for IoFailure<'_> {
 
 /// The user's error hook.
 pub(crate) type ErrorHook = Arc<dyn Fn(&IoFailure<'_>) + Send + Sync>;
+
+thread_local! {
+    /// Whether this thread is running an `on_error` hook.
+    static IN_ERROR_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Where one log's failures and notices go: to the user's hook if there is one, else to
+/// stderr, rate-limited per kind so that a flood of one never hides another.
+///
+/// A hook never runs twice on one thread at once: a hook that logs, through a writer
+/// whose writes keep failing, would otherwise call itself until the stack overflowed.
+/// What fails inside the hook is counted, not reported to it again. A panicking hook is
+/// caught: it must not take the application down with it.
+pub(crate) struct Reporter {
+    on_error: Option<ErrorHook>,
+    write_reports: RateLimitedStderr,
+    rotation_reports: RateLimitedStderr,
+    notices: RateLimitedStderr,
+    /// Whether a disagreement over the options has been reported (once is enough).
+    options_reported: AtomicBool,
+}
+
+impl Reporter {
+    pub(crate) fn new(on_error: Option<ErrorHook>) -> Self {
+        Reporter {
+            on_error,
+            write_reports: RateLimitedStderr::default(),
+            rotation_reports: RateLimitedStderr::default(),
+            notices: RateLimitedStderr::default(),
+            options_reported: AtomicBool::new(false),
+        }
+    }
+
+    /// Reports `failure` to the hook, or on stderr.
+    pub(crate) fn failure(&self, failure: &IoFailure<'_>) {
+        match &self.on_error {
+            Some(hook) => {
+                if IN_ERROR_HOOK.with(|inside| inside.replace(true)) {
+                    return;
+                }
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(failure)));
+                IN_ERROR_HOOK.with(|inside| inside.set(false));
+            }
+            None if failure.is_rotation() => {
+                self.rotation_reports.report(format_args!("{failure}"))
+            }
+            None => self.write_reports.report(format_args!("{failure}")),
+        }
+    }
+
+    /// Something worth knowing about the log at `path` that lost nothing: to the hook as
+    /// a notice, else on stderr, rate-limited.
+    pub(crate) fn notice(&self, path: &Path, message: fmt::Arguments<'_>) {
+        match &self.on_error {
+            Some(_) => {
+                let error = io::Error::other(message.to_string());
+                self.failure(&IoFailure::notice(path, &error));
+            }
+            None => self.notices.report(message),
+        }
+    }
+
+    /// Reports that processes disagree over the options, once per process: not
+    /// rate-limited with the other notices, which could hide it.
+    pub(crate) fn options_disagree(&self, path: &Path, message: impl FnOnce() -> String) {
+        if self.options_reported.swap(true, Relaxed) {
+            return;
+        }
+        let message = message();
+        match &self.on_error {
+            Some(_) => self.notice(path, format_args!("{message}")),
+            None => crate::platform::write_stderr(
+                format!("tracing-shared-file: {message}\n").as_bytes(),
+            ),
+        }
+    }
+}
 
 /// At most one report per this many milliseconds; the ones in between are counted and
 /// summarised in the next.

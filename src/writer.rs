@@ -16,7 +16,7 @@ use crate::handle::LogHandle;
 use crate::lock::LockFile;
 use crate::log_dir::LogDir;
 use crate::report::IfFailed;
-use crate::report::{ErrorHook, IoFailure, RateLimitedStderr};
+use crate::report::{ErrorHook, IoFailure, Reporter};
 use crate::settings::Settings;
 use crate::stats::{Counters, Stats};
 
@@ -99,11 +99,7 @@ impl SharedFile {
             }),
             lock_inherited: AtomicBool::new(false),
             counters: Counters::default(),
-            on_error: parts.on_error,
-            write_reports: RateLimitedStderr::default(),
-            rotation_reports: RateLimitedStderr::default(),
-            notices: RateLimitedStderr::default(),
-            options_reported: AtomicBool::new(false),
+            reporter: Reporter::new(parts.on_error),
             #[cfg(feature = "compress")]
             compressor: Default::default(),
         });
