@@ -20,7 +20,19 @@ use std::path::{Path, PathBuf};
 /// assert_eq!(err.kind(), ErrorKind::ZeroMaxBytes);
 /// assert!(err.to_string().contains("app.log"));
 /// ```
-#[derive(Debug)]
+///
+/// Its `Debug` form is the kind and then the `Display` sentence, so that a `main` that
+/// returns `Result<(), Error>` prints what to do (`{:#?}` shows the fields):
+///
+/// ```
+/// use tracing_shared_file::SharedFile;
+///
+/// let err = SharedFile::builder("logs/app.log").max_bytes(0).build().unwrap_err();
+/// assert_eq!(
+///     format!("{err:?}"),
+///     format!("ZeroMaxBytes: {err}"),
+/// );
+/// ```
 pub struct Error {
     kind: ErrorKind,
     path: PathBuf,
@@ -113,6 +125,23 @@ impl Error {
     /// ```
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl fmt::Debug for Error {
+    /// The kind, then what `Display` says: `fn main() -> Result<(), Error>` prints this,
+    /// and a sentence the user can act on beats a struct. The alternate form (`{:#?}`)
+    /// shows the fields.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return f
+                .debug_struct("Error")
+                .field("kind", &self.kind)
+                .field("path", &self.path)
+                .field("source", &self.source)
+                .finish();
+        }
+        write!(f, "{:?}: {self}", self.kind)
     }
 }
 
