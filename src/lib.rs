@@ -54,9 +54,8 @@
 //! # Guarantees
 //!
 //! These hold for every process and thread that writes through a `SharedFile` on the same
-//! path, and each has a test that runs real processes. The README (on the crate's
-//! [crates.io page](https://crates.io/crates/tracing-shared-file)) gives the detail, and
-//! what is not promised.
+//! path. `docs/guarantees.md` in the repository gives the detail and what is not promised,
+//! and `tests/README.md` the tests behind each (and which of them run real processes).
 //!
 //! - **No line is lost, duplicated or torn**, across processes and across rotations. A
 //!   write that fails (a full disk, say) is returned as an error, counted in [`Stats`] and
@@ -114,8 +113,8 @@
 //! # Limits
 //!
 //! - **Unix only.** Linux is tested. macOS and FreeBSD are type-checked, never run; see the
-//!   README's *Platform support and MSRV*. The crate does not compile on Windows; the
-//!   README says how a port would work.
+//!   README's *Platform support and MSRV*. The crate does not compile on Windows;
+//!   `docs/platforms.md` says how a port would work.
 //! - **Network file systems are untested.** The lock is only as good as the file system's
 //!   `flock(2)`: Linux's NFS client, for one, turns it into a byte-range lock that the server
 //!   arbitrates, unless the file system is mounted with `local_lock=flock` or `nolock`, and
@@ -127,8 +126,8 @@
 //!   reported. Where `flock` succeeds without excluding anyone, nothing here can tell, and
 //!   none of the guarantees hold.
 //! - **Programs that append without the lock** can tear lines, and deleting or truncating
-//!   the lock file at the wrong moment can let one write overlap another, or fault; the
-//!   README's *What is not promised* lists these cases.
+//!   the lock file at the wrong moment can let one write overlap another, or fault;
+//!   *What is not promised* in `docs/guarantees.md` lists these cases.
 //! - **Cost.** The synchronous writer takes the lock for every event: a few system calls
 //!   (`flock`, an `fstat` of the lock file, an `lseek`, the `write`, the unlock) where a
 //!   single-process logger makes one `write`. The non-blocking writer pays them once per
