@@ -1,0 +1,297 @@
+//! Other programs' changes at the log path are noticed within `path_check_interval`:
+//!
+//! - with `Duration::ZERO`, before the very next write, every time;
+//! - with a longer interval, not before the interval has passed since the last look
+//!   (lines follow the open file until then) and at the first write after it;
+//! - a FIFO, a character device or a Unix socket that appears at the path after
+//!   `build()` is never opened, written or renamed: the write fails promptly, is counted
+//!   in `write_errors` and `events_dropped` and reported, whether the path check or a
+//!   rotation meets it; once it is gone, the next write recreates the file.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use tracing_shared_file::SharedFile;
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn with_a_zero_interval_a_move_is_noticed_by_the_very_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("app.log");
+    let log = SharedFile::builder(&log_path)
+        .path_check_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    for i in 0..50 {
+        (&log).write_all(format!("line {i}\n").as_bytes()).unwrap();
+        let moved = dir.path().join(format!("moved.{i}"));
+        fs::rename(&log_path, &moved).unwrap();
+        assert_eq!(read(&moved), format!("line {i}\n"));
+    }
+    (&log).write_all(b"last\n").unwrap();
+    assert_eq!(read(&log_path), "last\n");
+}
+
+#[test]
+fn with_a_300_ms_interval_a_move_is_noticed_at_the_first_write_after_it() {
+    const INTERVAL: Duration = Duration::from_millis(300);
+    // The library's clock is a coarse one (a few ms): allow for it on both sides.
+    const SLACK: Duration = Duration::from_millis(20);
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("app.log");
+    let moved = dir.path().join("moved.log");
+    let log = SharedFile::builder(&log_path)
+        .path_check_interval(INTERVAL)
+        .build()
+        .unwrap();
+    // The first write looks (nothing was looked at since build()).
+    let began = Instant::now();
+    (&log).write_all(b"first\n").unwrap();
+    let looked = Instant::now();
+    fs::rename(&log_path, &moved).unwrap();
+    // Writes every 10 ms for twice the interval, each line saying when it was written.
+    let mut written = Vec::new();
+    while began.elapsed() < 2 * INTERVAL {
+        std::thread::sleep(Duration::from_millis(10));
+        let start = Instant::now();
+        let line = format!("written {}\n", written.len());
+        (&log).write_all(line.as_bytes()).unwrap();
+        written.push((line, start.duration_since(looked), began.elapsed()));
+    }
+    let (old, new) = (read(&moved), read(&log_path));
+    let mut switched = false;
+    for (line, started_after_look, ended_after_begin) in &written {
+        let in_old = old.contains(line.as_str());
+        let in_new = new.contains(line.as_str());
+        assert!(in_old != in_new, "{line:?} must be in exactly one file");
+        // Once a write has looked, every later one writes at the path.
+        assert!(
+            !(switched && in_old),
+            "{line:?} went back to the moved file"
+        );
+        switched |= in_new;
+        if *ended_after_begin + SLACK < INTERVAL {
+            assert!(in_old, "{line:?} looked before the interval was over");
+        }
+        if *started_after_look > INTERVAL + SLACK {
+            assert!(
+                in_new,
+                "{line:?} did not look although the interval was over"
+            );
+        }
+    }
+    assert!(old.starts_with("first\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Special files at the path after build().
+
+#[derive(Debug, Clone, Copy)]
+enum Special {
+    Fifo,
+    CharDevice,
+    Socket,
+}
+
+/// Makes `kind` at `path`: a FIFO, a character device like `/dev/null` (needs root;
+/// `None` elsewhere), or a Unix socket (its listener is returned, to keep it alive).
+fn make_special(kind: Special, path: &Path) -> Option<Option<std::os::unix::net::UnixListener>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    match kind {
+        Special::Fifo => {
+            // SAFETY: plain syscall with a valid NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o666) }, 0, "mkfifo");
+            Some(None)
+        }
+        Special::CharDevice => {
+            // SAFETY: as above; 1:3 is /dev/null, which takes and discards any write.
+            let rc =
+                unsafe { libc::mknod(c_path.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+            if rc != 0 {
+                println!("skipped: mknod: {}", std::io::Error::last_os_error());
+                return None;
+            }
+            Some(None)
+        }
+        Special::Socket => Some(Some(std::os::unix::net::UnixListener::bind(path).unwrap())),
+    }
+}
+
+fn is_kind(kind: Special, meta: &fs::Metadata) -> bool {
+    let t = meta.file_type();
+    match kind {
+        Special::Fifo => t.is_fifo(),
+        Special::CharDevice => t.is_char_device(),
+        Special::Socket => t.is_socket(),
+    }
+}
+
+/// Writes `line` on another thread; fails the test if it has not returned within 10 s
+/// (a FIFO's `open` for writing would block until a reader comes).
+fn write_promptly(log: &SharedFile, line: &'static str) -> std::io::Result<()> {
+    let (tx, rx) = mpsc::channel();
+    let log = log.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send((&log).write_all(line.as_bytes()));
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("a write hung on the special file at the log path")
+}
+
+/// An inotify watch on a directory for renames, so that even a rename that was undone
+/// at once shows.
+struct RenameWatch(std::os::fd::OwnedFd);
+
+impl RenameWatch {
+    fn new(dir: &Path) -> Self {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain syscalls; the descriptor is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let mask = libc::IN_MOVED_FROM | libc::IN_MOVED_TO | libc::IN_DELETE;
+        // SAFETY: a valid descriptor and NUL-terminated path.
+        let wd = unsafe {
+            libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), c_dir.as_ptr(), mask)
+        };
+        assert!(
+            wd >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
+        RenameWatch(fd)
+    }
+
+    /// The names renamed from, to or deleted since the watch began.
+    fn events(&self) -> Vec<String> {
+        let mut buf = vec![0u8; 64 * 1024];
+        // SAFETY: reads into a buffer we own, of its length.
+        let n = unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        let mut events = Vec::new();
+        let mut at = 0;
+        let header = std::mem::size_of::<libc::inotify_event>();
+        while n > 0 && at + header <= n as usize {
+            // SAFETY: the kernel wrote whole events; read_unaligned copes with alignment.
+            let event: libc::inotify_event =
+                unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+            let name = &buf[at + header..at + header + event.len as usize];
+            let name = String::from_utf8_lossy(name)
+                .trim_end_matches('\0')
+                .to_string();
+            events.push(format!("{:#x} {name}", event.mask));
+            at += header + event.len as usize;
+        }
+        events
+    }
+}
+
+fn special_at_the_path_scenario(kind: Special, path_check_interval: Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("app.log");
+    let failures = Arc::new(AtomicU64::new(0));
+    let log = SharedFile::builder(&log_path)
+        // The second line does not fit: the write that meets the special file would
+        // rotate, if the path check has not met it first.
+        .max_bytes(16)
+        .path_check_interval(path_check_interval)
+        .on_error({
+            let failures = Arc::clone(&failures);
+            move |failure| {
+                if failure.event_dropped() {
+                    failures.fetch_add(1, Relaxed);
+                }
+            }
+        })
+        .build()
+        .unwrap();
+    (&log).write_all(b"before\n").unwrap();
+    let moved = dir.path().join("moved.log");
+    fs::rename(&log_path, &moved).unwrap();
+    let Some(_listener) = make_special(kind, &log_path) else {
+        return;
+    };
+    let ino = fs::symlink_metadata(&log_path).unwrap().ino();
+    let watch = RenameWatch::new(dir.path());
+
+    let what = format!("{kind:?} with path_check_interval {path_check_interval:?}");
+    for _ in 0..3 {
+        let result = write_promptly(&log, "meets the special file\n");
+        assert!(result.is_err(), "{what}: the write succeeded");
+    }
+    let stats = log.stats();
+    assert_eq!(
+        (
+            stats.write_errors,
+            stats.events_dropped,
+            stats.events_written
+        ),
+        (3, 3, 1),
+        "{what}: {stats:?}"
+    );
+    assert_eq!(
+        failures.load(Relaxed),
+        3,
+        "{what}: reports of dropped events"
+    );
+    let meta = fs::symlink_metadata(&log_path).unwrap();
+    assert!(
+        is_kind(kind, &meta) && meta.ino() == ino,
+        "{what}: moved or replaced"
+    );
+    let names: Vec<PathBuf> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(names.len(), 3, "{what}: renamed into an archive? {names:?}");
+    assert_eq!(
+        watch.events(),
+        Vec::<String>::new(),
+        "{what}: renamed or deleted"
+    );
+    assert_eq!(read(&moved), "before\n", "{what}");
+
+    // Gone: with every write looking, the next one recreates the log at the path.
+    fs::remove_file(&log_path).unwrap();
+    if path_check_interval.is_zero() {
+        write_promptly(&log, "after\n").unwrap();
+        assert_eq!(read(&log_path), "after\n", "{what}");
+    }
+}
+
+const SPECIALS: [Special; 3] = [Special::Fifo, Special::CharDevice, Special::Socket];
+
+#[test]
+fn a_special_file_appearing_at_the_path_fails_the_write_when_the_path_check_meets_it() {
+    for kind in SPECIALS {
+        special_at_the_path_scenario(kind, Duration::ZERO);
+    }
+}
+
+#[test]
+fn a_special_file_appearing_at_the_path_is_never_renamed_by_a_rotation() {
+    // The path is not looked up again for an hour: the rotation meets the special file.
+    for kind in SPECIALS {
+        special_at_the_path_scenario(kind, Duration::from_secs(3600));
+    }
+}
