@@ -6,7 +6,9 @@
 //! - a FIFO, a character device or a Unix socket that appears at the path after
 //!   `build()` is never opened, written or renamed: the write fails promptly, is counted
 //!   in `write_errors` and `events_dropped` and reported, whether the path check or a
-//!   rotation meets it; once it is gone, the next write recreates the file.
+//!   rotation meets it; once it is gone, the next write recreates the file;
+//! - a device or socket at the path at `build()` is refused there with an error naming
+//!   the path (a FIFO there is tests/hostile_paths.rs's).
 
 use std::fs;
 use std::io::Write;
@@ -293,5 +295,32 @@ fn a_special_file_appearing_at_the_path_is_never_renamed_by_a_rotation() {
     // The path is not looked up again for an hour: the rotation meets the special file.
     for kind in SPECIALS {
         special_at_the_path_scenario(kind, Duration::from_secs(3600));
+    }
+}
+
+#[test]
+fn a_device_or_socket_at_the_path_is_refused_at_build() {
+    for kind in [Special::CharDevice, Special::Socket] {
+        let dir = tempfile::tempdir().unwrap();
+        let log_path = dir.path().join("app.log");
+        let Some(_listener) = make_special(kind, &log_path) else {
+            continue;
+        };
+        let ino = fs::symlink_metadata(&log_path).unwrap().ino();
+        let (tx, rx) = mpsc::channel();
+        let path = log_path.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(SharedFile::builder(&path).build().map(|_| ()));
+        });
+        let built = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("build() hung on the special file");
+        let error = built.expect_err("build() accepted a special file at the path");
+        assert!(
+            error.to_string().contains(&log_path.display().to_string()),
+            "{kind:?}: the error does not name the path: {error}"
+        );
+        let meta = fs::symlink_metadata(&log_path).unwrap();
+        assert!(is_kind(kind, &meta) && meta.ino() == ino, "{kind:?}: moved");
     }
 }
