@@ -3,6 +3,9 @@
 //! - a panic inside the `on_error` hook is caught, in both modes: the failing write
 //!   returns its error, the non-blocking background thread lives on, and the next write
 //!   goes into the file;
+//! - the hook runs after the locks are released, in both modes: from inside it another
+//!   description of the lock file (what another process has) takes the lock at once, and
+//!   a write through the same `SharedFile` goes through;
 //! - a `Debug` impl that panics inside an event leaves no lock held, as seen from another
 //!   process: through `log.layer()`, `writer.layer()`, a plain `fmt` layer, `write!` on
 //!   `&SharedFile`, and a hand-written `EventWriter` cut short. While the panicking
@@ -139,6 +142,68 @@ fn a_panicking_hook_is_caught_and_the_write_goes_on_in_non_blocking_mode() {
         assert_eq!((stats.events_written, stats.events_dropped), (2, 1));
         assert_eq!(calls.load(Relaxed), 1);
     });
+}
+
+/// The hook runs after the locks are released: from inside it, another description
+/// takes the lock at once (as another process would), and a write through the same
+/// `SharedFile` neither deadlocks nor waits.
+fn hook_runs_unlocked(non_blocking: bool) {
+    within_30_s(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let probes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let this_log = Arc::new(std::sync::OnceLock::<SharedFile>::new());
+        let log = SharedFile::builder(dir.path().join("app.log"))
+            .max_bytes(100)
+            .on_error({
+                let (probes, this_log, dir) = (
+                    Arc::clone(&probes),
+                    Arc::clone(&this_log),
+                    dir.path().to_path_buf(),
+                );
+                move |_| {
+                    probes.lock().unwrap().push(lock_is_free(&dir));
+                    let log = this_log.get().unwrap();
+                    // Does not fit either: its own failed rotation is counted, not
+                    // reported to the hook again.
+                    (&*log).write_all(b"from the hook\n").unwrap();
+                }
+            })
+            .build()
+            .unwrap();
+        this_log.set(log.clone()).unwrap();
+        // A directory at the first archive name: every rotation fails, and is reported.
+        fs::create_dir(dir.path().join("app.log.1")).unwrap();
+        let big = [b'x'; 79];
+        let event = [&big[..], b"\n"].concat();
+        if non_blocking {
+            let (mut writer, guard) = log.non_blocking();
+            writer.write_all(&event).unwrap();
+            guard.flush();
+            writer.write_all(&event).unwrap();
+            drop(guard);
+        } else {
+            (&log).write_all(&event).unwrap();
+            (&log).write_all(&event).unwrap();
+        }
+        assert_eq!(
+            *probes.lock().unwrap(),
+            [true],
+            "the lock was held around the hook"
+        );
+        let content = fs::read_to_string(log.path()).unwrap();
+        assert_eq!(content.lines().count(), 3, "{content}");
+        assert_eq!(content.lines().nth(2), Some("from the hook"), "{content}");
+    });
+}
+
+#[test]
+fn the_hook_runs_after_the_locks_are_released_in_sync_mode() {
+    hook_runs_unlocked(false);
+}
+
+#[test]
+fn the_hook_runs_after_the_locks_are_released_in_non_blocking_mode() {
+    hook_runs_unlocked(true);
 }
 
 // ---------------------------------------------------------------------------------------
