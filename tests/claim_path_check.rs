@@ -8,7 +8,12 @@
 //!   in `write_errors` and `events_dropped` and reported, whether the path check or a
 //!   rotation meets it; once it is gone, the next write recreates the file;
 //! - a device or socket at the path at `build()` is refused there with an error naming
-//!   the path (a FIFO there is tests/hostile_paths.rs's).
+//!   the path (a FIFO there is tests/hostile_paths.rs's);
+//! - something that is not this crate's lock file put at `app.log.lock` after `build()`
+//!   (a FIFO, a directory, a file of someone else's data) makes writes fail promptly,
+//!   dropped, counted and reported, instead of writing into it, and is left as it was;
+//!   once it is gone, the next write makes a new lock file and logs again (a symbolic
+//!   link and a hard link there are tests/foreign_lock_file.rs's).
 
 use std::fs;
 use std::io::Write;
@@ -18,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use tracing_shared_file::SharedFile;
+use tracing_shared_file::{Builder, SharedFile};
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
@@ -138,7 +143,7 @@ fn is_kind(kind: Special, meta: &fs::Metadata) -> bool {
 }
 
 /// Writes `line` on another thread; fails the test if it has not returned within 10 s
-/// (a FIFO's `open` for writing would block until a reader comes).
+/// (a FIFO's `open` would block until the other end is opened).
 fn write_promptly(log: &SharedFile, line: &'static str) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel();
     let log = log.clone();
@@ -146,7 +151,19 @@ fn write_promptly(log: &SharedFile, line: &'static str) -> std::io::Result<()> {
         let _ = tx.send((&log).write_all(line.as_bytes()));
     });
     rx.recv_timeout(Duration::from_secs(10))
-        .expect("a write hung on the special file at the log path")
+        .expect("a write hung on a special file")
+}
+
+/// `builder` with a hook that counts the reports of dropped events.
+fn counting_dropped_events(builder: Builder) -> (Builder, Arc<AtomicU64>) {
+    let dropped = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&dropped);
+    let builder = builder.on_error(move |failure| {
+        if failure.event_dropped() {
+            counter.fetch_add(1, Relaxed);
+        }
+    });
+    (builder, dropped)
 }
 
 /// An inotify watch on a directory for renames, so that even a rename that was undone
@@ -211,22 +228,14 @@ impl RenameWatch {
 fn special_at_the_path_scenario(kind: Special, path_check_interval: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("app.log");
-    let failures = Arc::new(AtomicU64::new(0));
-    let log = SharedFile::builder(&log_path)
-        // The second line does not fit: the write that meets the special file would
-        // rotate, if the path check has not met it first.
-        .max_bytes(16)
-        .path_check_interval(path_check_interval)
-        .on_error({
-            let failures = Arc::clone(&failures);
-            move |failure| {
-                if failure.event_dropped() {
-                    failures.fetch_add(1, Relaxed);
-                }
-            }
-        })
-        .build()
-        .unwrap();
+    let (builder, failures) = counting_dropped_events(
+        SharedFile::builder(&log_path)
+            // The second line does not fit: the write that meets the special file would
+            // rotate, if the path check has not met it first.
+            .max_bytes(16)
+            .path_check_interval(path_check_interval),
+    );
+    let log = builder.build().unwrap();
     (&log).write_all(b"before\n").unwrap();
     let moved = dir.path().join("moved.log");
     fs::rename(&log_path, &moved).unwrap();
@@ -323,4 +332,84 @@ fn a_device_or_socket_at_the_path_is_refused_at_build() {
         let meta = fs::symlink_metadata(&log_path).unwrap();
         assert!(is_kind(kind, &meta) && meta.ino() == ino, "{kind:?}: moved");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Something that is not our lock file at the lock path after build().
+
+fn replaced_lock_file_scenario(what: &str, replace: impl FnOnce(&Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("app.log");
+    let lock = dir.path().join("app.log.lock");
+    let (builder, dropped) =
+        counting_dropped_events(SharedFile::builder(&log_path).path_check_interval(Duration::ZERO));
+    let log = builder.build().unwrap();
+    (&log).write_all(b"before\n").unwrap();
+    fs::remove_file(&lock).unwrap();
+    replace(&lock);
+    let before = fs::symlink_metadata(&lock).unwrap();
+    // Read only a regular file: opening a FIFO to read it would wait for a writer.
+    let read = |lock: &Path| {
+        fs::symlink_metadata(lock)
+            .unwrap()
+            .is_file()
+            .then(|| fs::read(lock).unwrap())
+    };
+    let content_before = read(&lock);
+    for _ in 0..3 {
+        assert!(
+            write_promptly(&log, "refused\n").is_err(),
+            "{what}: a write went through"
+        );
+    }
+    let stats = log.stats();
+    assert_eq!(
+        (
+            stats.events_written,
+            stats.events_dropped,
+            stats.write_errors
+        ),
+        (1, 3, 3),
+        "{what}: {stats:?}"
+    );
+    assert_eq!(dropped.load(Relaxed), 3, "{what}: reports");
+    let after = fs::symlink_metadata(&lock).unwrap();
+    assert_eq!(
+        (after.file_type(), after.len(), after.modified().unwrap()),
+        (before.file_type(), before.len(), before.modified().unwrap()),
+        "{what}: touched"
+    );
+    assert_eq!(read(&lock), content_before, "{what}: written into");
+    assert_eq!(fs::read_to_string(&log_path).unwrap(), "before\n", "{what}");
+
+    if after.is_dir() {
+        fs::remove_dir(&lock).unwrap();
+    } else {
+        fs::remove_file(&lock).unwrap();
+    }
+    write_promptly(&log, "after\n").unwrap();
+    assert_eq!(
+        fs::read_to_string(&log_path).unwrap(),
+        "before\nafter\n",
+        "{what}"
+    );
+}
+
+#[test]
+fn a_fifo_put_at_the_lock_path_after_build_fails_writes_and_is_left_alone() {
+    replaced_lock_file_scenario("a FIFO", |lock| {
+        make_special(Special::Fifo, lock).unwrap();
+    });
+}
+
+#[test]
+fn a_directory_put_at_the_lock_path_after_build_fails_writes_and_is_left_alone() {
+    replaced_lock_file_scenario("a directory", |lock| fs::create_dir(lock).unwrap());
+}
+
+#[test]
+fn a_foreign_file_put_at_the_lock_path_after_build_fails_writes_and_is_left_alone() {
+    // Longer than the lock file's page, with no magic number: someone else's data.
+    let data: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
+    replaced_lock_file_scenario("a foreign file", |lock| fs::write(lock, &data).unwrap());
 }
