@@ -13,16 +13,24 @@
 //!   (a FIFO, a directory, a file of someone else's data) makes writes fail promptly,
 //!   dropped, counted and reported, instead of writing into it, and is left as it was;
 //!   once it is gone, the next write makes a new lock file and logs again (a symbolic
-//!   link and a hard link there are tests/foreign_lock_file.rs's).
+//!   link and a hard link there are tests/foreign_lock_file.rs's);
+//! - `file_mode`'s bits are set before a file gets its name: under a umask of `077`, the
+//!   log and the lock file only ever appear by a rename into place (inotify
+//!   `IN_MOVED_TO`), never by a creation under their names, through `build()` and
+//!   rotations (in a child process, the umask being the whole process's).
+
+mod common;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use common::children::{CHILD_DEADLINE, spawn_entry};
 use tracing_shared_file::{Builder, SharedFile};
 
 fn read(path: &Path) -> String {
@@ -166,13 +174,12 @@ fn counting_dropped_events(builder: Builder) -> (Builder, Arc<AtomicU64>) {
     (builder, dropped)
 }
 
-/// An inotify watch on a directory for renames, so that even a rename that was undone
-/// at once shows.
-struct RenameWatch(std::os::fd::OwnedFd);
+/// An inotify watch on a directory, so that even a rename that was undone at once, or
+/// a name that existed for a moment, shows.
+struct DirWatch(OwnedFd);
 
-impl RenameWatch {
-    fn new(dir: &Path) -> Self {
-        use std::os::fd::FromRawFd;
+impl DirWatch {
+    fn new(dir: &Path, mask: u32) -> Self {
         use std::os::unix::ffi::OsStrExt;
         // SAFETY: plain syscalls; the descriptor is owned from here on.
         let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
@@ -181,35 +188,25 @@ impl RenameWatch {
             "inotify_init1: {}",
             std::io::Error::last_os_error()
         );
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-        let mask = libc::IN_MOVED_FROM | libc::IN_MOVED_TO | libc::IN_DELETE;
         // SAFETY: a valid descriptor and NUL-terminated path.
-        let wd = unsafe {
-            libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), c_dir.as_ptr(), mask)
-        };
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c_dir.as_ptr(), mask) };
         assert!(
             wd >= 0,
             "inotify_add_watch: {}",
             std::io::Error::last_os_error()
         );
-        RenameWatch(fd)
+        DirWatch(fd)
     }
 
-    /// The names renamed from, to or deleted since the watch began.
-    fn events(&self) -> Vec<String> {
-        let mut buf = vec![0u8; 64 * 1024];
+    /// The events since the watch began (or the last call): their mask and name.
+    fn events(&self) -> Vec<(u32, String)> {
+        let mut buf = vec![0u8; 256 * 1024];
         // SAFETY: reads into a buffer we own, of its length.
-        let n = unsafe {
-            libc::read(
-                std::os::fd::AsRawFd::as_raw_fd(&self.0),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        let mut events = Vec::new();
-        let mut at = 0;
+        let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         let header = std::mem::size_of::<libc::inotify_event>();
+        let (mut at, mut events) = (0, Vec::new());
         while n > 0 && at + header <= n as usize {
             // SAFETY: the kernel wrote whole events; read_unaligned copes with alignment.
             let event: libc::inotify_event =
@@ -218,7 +215,7 @@ impl RenameWatch {
             let name = String::from_utf8_lossy(name)
                 .trim_end_matches('\0')
                 .to_string();
-            events.push(format!("{:#x} {name}", event.mask));
+            events.push((event.mask, name));
             at += header + event.len as usize;
         }
         events
@@ -243,7 +240,10 @@ fn special_at_the_path_scenario(kind: Special, path_check_interval: Duration) {
         return;
     };
     let ino = fs::symlink_metadata(&log_path).unwrap().ino();
-    let watch = RenameWatch::new(dir.path());
+    let watch = DirWatch::new(
+        dir.path(),
+        libc::IN_MOVED_FROM | libc::IN_MOVED_TO | libc::IN_DELETE,
+    );
 
     let what = format!("{kind:?} with path_check_interval {path_check_interval:?}");
     for _ in 0..3 {
@@ -275,11 +275,7 @@ fn special_at_the_path_scenario(kind: Special, path_check_interval: Duration) {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(names.len(), 3, "{what}: renamed into an archive? {names:?}");
-    assert_eq!(
-        watch.events(),
-        Vec::<String>::new(),
-        "{what}: renamed or deleted"
-    );
+    assert_eq!(watch.events(), [], "{what}: renamed or deleted");
     assert_eq!(read(&moved), "before\n", "{what}");
 
     // Gone: with every write looking, the next one recreates the log at the path.
@@ -412,4 +408,75 @@ fn a_foreign_file_put_at_the_lock_path_after_build_fails_writes_and_is_left_alon
     // Longer than the lock file's page, with no magic number: someone else's data.
     let data: Vec<u8> = (0..8192u32).map(|i| (i % 251) as u8).collect();
     replaced_lock_file_scenario("a foreign file", |lock| fs::write(lock, &data).unwrap());
+}
+
+// ---------------------------------------------------------------------------------------
+// file_mode's bits are set before a file gets its name.
+
+const FILE_MODE_ENV: &str = "TSF_CLAIM_PATH_CHECK_FILE_MODE_DIR";
+
+/// Child side (the umask is the whole process's): umask 077, a watch on the directory,
+/// `build()` with `file_mode(0o660)` and four rotations; prints what appeared, and how.
+#[test]
+fn file_mode_entry() {
+    let Some(dir) = std::env::var_os(FILE_MODE_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0o077) };
+    let watch = DirWatch::new(&dir, libc::IN_CREATE | libc::IN_MOVED_TO);
+    let log = SharedFile::builder(dir.join("app.log"))
+        .file_mode(0o660)
+        .max_bytes(100)
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        (&log).write_all(format!("{i:079}\n").as_bytes()).unwrap();
+    }
+    assert_eq!(log.stats().rotations, 4);
+    for (mask, name) in watch.events() {
+        let how = if mask & libc::IN_CREATE != 0 {
+            "CREATE"
+        } else {
+            "MOVED_TO"
+        };
+        println!("event {how} {name}");
+    }
+}
+
+/// Under a umask of 077, a file created under its name would show `0o600` until its
+/// bits were set: the log and the lock file must only ever appear by a rename into place.
+#[test]
+fn the_log_and_lock_file_get_their_names_only_once_their_bits_are_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let child = spawn_entry(
+        &std::env::current_exe().unwrap(),
+        "file_mode_entry",
+        dir.path(),
+        "file-mode",
+        |command| {
+            command.env(FILE_MODE_ENV, &logs);
+        },
+    );
+    let finished = child.wait(Instant::now() + CHILD_DEADLINE);
+    finished.assert_success();
+    let named: Vec<&str> = finished
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_once("event ").map(|(_, event)| event))
+        .filter(|event| event.ends_with(" app.log") || event.ends_with(" app.log.lock"))
+        .collect();
+    // The lock file and the log at build(), and a fresh log at each of four rotations.
+    let expected: Vec<&str> = ["MOVED_TO app.log.lock", "MOVED_TO app.log"]
+        .into_iter()
+        .chain(std::iter::repeat_n("MOVED_TO app.log", 4))
+        .collect();
+    assert_eq!(named, expected, "{}", finished.stdout);
+    for name in ["app.log", "app.log.lock", "app.log.1", "app.log.4"] {
+        let mode = fs::metadata(logs.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660, "{name}");
+    }
 }
