@@ -1,0 +1,171 @@
+//! An archive that retention cannot delete (an immutable file, `chattr +i`) is reported
+//! and counted in `rotation_errors`; the newer archives that the limits also doom are
+//! deleted all the same; the rotation itself stands; and the next rotation tries again,
+//! even in another process, which deletes it once it can.
+//!
+//! Needs root and a file system with `chattr +i` (ext4, xfs, btrfs); elsewhere the test
+//! prints `skipped:` and passes.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use common::children::{CHILD_DEADLINE, spawn_entry};
+use common::immutable::Immutable;
+use common::workload::{WriterId, archive_stamp, fmt_line, stamped_archives};
+use tracing_shared_file::{Naming, SharedFile};
+
+const RETRY_WRITER_ENV: &str = "TSF_CLAIM_RETENTION_RETRY_DIR";
+const W: WriterId = WriterId {
+    process: 1,
+    thread: 0,
+};
+/// Every line fills a file alone: each write after the first rotates.
+const MAX_BYTES: u64 = 160;
+
+fn builder(log: &Path) -> tracing_shared_file::Builder {
+    SharedFile::builder(log)
+        .max_bytes(MAX_BYTES)
+        .max_files(1)
+        .naming(Naming::Timestamped)
+}
+
+/// Child side: one rotation, with nothing in its way; prints its stats.
+#[test]
+fn retry_writer_entry() {
+    let Some(dir) = std::env::var_os(RETRY_WRITER_ENV) else {
+        return;
+    };
+    let log = builder(&PathBuf::from(dir).join("app.log"))
+        .build()
+        .unwrap();
+    (&log).write_all(fmt_line(W, 100).as_bytes()).unwrap();
+    let stats = log.stats();
+    println!(
+        "rotations={} rotation_errors={}",
+        stats.rotations, stats.rotation_errors
+    );
+}
+
+fn archive_names(log: &Path) -> Vec<String> {
+    stamped_archives(log).into_iter().map(|a| a.name).collect()
+}
+
+#[test]
+fn an_undeletable_archive_is_counted_retried_and_does_not_spare_newer_doomed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("app.log");
+    // Four archives from a minute ago, oldest first; the oldest cannot be deleted.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let planted: Vec<PathBuf> = (0..4)
+        .map(|i| {
+            let path = dir
+                .path()
+                .join(format!("app.log.{}", archive_stamp(now - 60 + i)));
+            fs::write(&path, fmt_line(W, 90 + i as u64)).unwrap();
+            path
+        })
+        .collect();
+    let Some(stuck) = Immutable::set(&planted[0]) else {
+        return;
+    };
+    let stuck_name = planted[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let log = builder(&log_path)
+        .on_error({
+            let reports = Arc::clone(&reports);
+            move |failure| reports.lock().unwrap().push(failure.to_string())
+        })
+        .build()
+        .unwrap();
+    for seq in 0..2 {
+        (&log).write_all(fmt_line(W, seq).as_bytes()).unwrap();
+    }
+    // One rotation; max_files(1) dooms the four planted archives.
+    let stats = log.stats();
+    assert_eq!(
+        (stats.rotations, stats.rotation_errors),
+        (1, 1),
+        "{stats:?}"
+    );
+    let first = archive_names(&log_path);
+    assert_eq!(
+        first.len(),
+        2,
+        "the stuck archive and the new one: {first:?}"
+    );
+    assert_eq!(first[0], stuck_name);
+    assert_eq!(
+        fs::read_to_string(dir.path().join(&first[1])).unwrap(),
+        fmt_line(W, 0),
+        "the rotation stands"
+    );
+    {
+        let reports = reports.lock().unwrap();
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(
+            reports[0].starts_with(&format!(
+                "cannot delete or compress the old archives of log file `{}`",
+                log_path.display()
+            )),
+            "{reports:?}"
+        );
+    }
+
+    // The next rotation tries again, and fails again while the flag stays.
+    (&log).write_all(fmt_line(W, 2).as_bytes()).unwrap();
+    let stats = log.stats();
+    assert_eq!(
+        (stats.rotations, stats.rotation_errors),
+        (2, 2),
+        "{stats:?}"
+    );
+    let second = archive_names(&log_path);
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert_eq!(second[0], stuck_name);
+    assert_eq!(
+        fs::read_to_string(dir.path().join(&second[1])).unwrap(),
+        fmt_line(W, 1)
+    );
+    assert_eq!(reports.lock().unwrap().len(), 2);
+    drop(log);
+
+    // Deletable now: the next rotation, by another process, deletes it.
+    drop(stuck);
+    let child = spawn_entry(
+        &std::env::current_exe().unwrap(),
+        "retry_writer_entry",
+        dir.path(),
+        "retry-writer",
+        |command| {
+            command.env(RETRY_WRITER_ENV, dir.path());
+        },
+    );
+    let finished = child.wait(Instant::now() + CHILD_DEADLINE);
+    finished.assert_success();
+    assert!(
+        finished.stdout.contains("rotations=1 rotation_errors=0"),
+        "{}",
+        finished.stdout
+    );
+    let third = archive_names(&log_path);
+    assert_eq!(third.len(), 1, "{third:?}");
+    assert_eq!(
+        fs::read_to_string(dir.path().join(&third[0])).unwrap(),
+        fmt_line(W, 2)
+    );
+    assert_eq!(fs::read_to_string(&log_path).unwrap(), fmt_line(W, 100));
+}
