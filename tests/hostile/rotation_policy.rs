@@ -1,0 +1,539 @@
+//! Hostile inputs to the rotation policy: foreign archive names
+//! at the edges (a counter of u32::MAX, a stamp in 2099), damaged words of the lock
+//! page's ledger, a live file last modified at the epoch, an archive that cannot be
+//! deleted, `max_age` equal to the rotation period, and `max_total_bytes` added on a
+//! restart. Each test asserts what the library must do: no panic, no archive named
+//! before 2000, retention oldest first, every line whole and present.
+
+use crate::common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::immutable::Immutable;
+use common::verifier::{Expect, Verifier};
+use common::workload::{
+    RotationPolicy, Workers, WriterId, WriterSpec, archive_stamp, fmt_line, run_writer,
+    stamped_archives,
+};
+use tracing_shared_file::{Naming, Period, SharedFile};
+
+/// 2000-01-01T00:00:00Z: no archive made by this test may be stamped earlier.
+const YEAR_2000: i64 = 946_684_800;
+const WRITER: WriterId = WriterId {
+    process: 1,
+    thread: 0,
+};
+/// Two records per file.
+const MAX_BYTES: u64 = 300;
+
+// Words of the lock page (src/lock/page.rs).
+const LEDGER_COUNT: u64 = 20;
+const NEWEST_STAMP: u64 = 24;
+const NEWEST_COUNTER: u64 = 25;
+
+#[test]
+fn worker_entry() {
+    if let Some(spec) = WriterSpec::from_env() {
+        let stats = run_writer(&spec);
+        spec.save_stats(&stats);
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+fn timestamped(log: &Path) -> tracing_shared_file::Builder {
+    SharedFile::builder(log).naming(Naming::Timestamped)
+}
+
+/// Writes records `seqs` of `writer`, each in one call, every call returning Ok.
+#[track_caller]
+fn write(log: &SharedFile, writer: WriterId, seqs: std::ops::Range<u64>) {
+    for seq in seqs {
+        (&*log)
+            .write_all(fmt_line(writer, seq).as_bytes())
+            .unwrap_or_else(|e| panic!("write of record {seq} failed: {e}"));
+    }
+}
+
+/// Writes `value` into word `index` of the lock page, as a damaged or foreign process
+/// would; the page is mapped shared, so the library sees it at once.
+fn poke(log: &Path, index: u64, value: u64) {
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .open(log.with_file_name("app.log.lock"))
+        .unwrap();
+    lock.write_all_at(&value.to_ne_bytes(), index * 8).unwrap();
+}
+
+/// The names of the timestamped archives, oldest first.
+fn archive_names(log: &Path) -> Vec<String> {
+    stamped_archives(log).into_iter().map(|a| a.name).collect()
+}
+
+#[track_caller]
+fn assert_no_stamp_before_2000(log: &Path) {
+    let early: Vec<String> = stamped_archives(log)
+        .into_iter()
+        .filter(|a| a.stamp < YEAR_2000)
+        .map(|a| a.name)
+        .collect();
+    assert!(early.is_empty(), "archives stamped before 2000: {early:?}");
+}
+
+fn verifier(log: &Path, max_bytes: u64, max_files: usize) -> Verifier {
+    Verifier::new(log, max_bytes, max_files).timestamped(true)
+}
+
+/// A foreign file whose counter is u32::MAX, stamped at the current second, within the
+/// hour (still an archive) and in the far future: no write panics or fails, every line is
+/// there, and the foreign file is untouched.
+#[test]
+fn a_foreign_archive_with_the_largest_counter_stamped_now_never_makes_a_write_panic() {
+    largest_counter("stamped now", now());
+}
+
+#[test]
+fn a_foreign_archive_with_the_largest_counter_stamped_within_the_hour_never_makes_a_write_panic() {
+    largest_counter("stamped in half an hour", now() + 1800);
+}
+
+#[test]
+fn a_foreign_archive_with_the_largest_counter_stamped_in_2099_never_makes_a_write_panic() {
+    largest_counter("stamped in 2099", 4_070_908_800);
+}
+
+fn largest_counter(what: &str, stamp: i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let foreign = log.with_file_name(format!("app.log.{}.4294967295", archive_stamp(stamp)));
+    fs::write(&foreign, "foreign\n").unwrap();
+    let shared = timestamped(&log)
+        .max_bytes(MAX_BYTES)
+        .max_files(1000)
+        .build()
+        .unwrap();
+    write(&shared, WRITER, 0..12);
+    let stats = shared.stats();
+    assert_eq!(stats.write_errors, 0, "{what}: {stats:?}");
+    assert!(stats.rotations >= 3, "{what}: {stats:?}");
+    drop(shared);
+    assert_eq!(
+        fs::read_to_string(&foreign).ok().as_deref(),
+        Some("foreign\n"),
+        "{what}: the foreign file was touched"
+    );
+    assert_no_stamp_before_2000(&log);
+    fs::remove_file(&foreign).unwrap();
+    let report = verifier(&log, MAX_BYTES, 1000)
+        .expect(WRITER, Expect::Exactly(12))
+        .verify();
+    assert!(report.is_ok(), "{what}: {report}");
+}
+
+/// A damaged word of the ledger while a process logs with timestamped names and
+/// `max_files(4)`: no panic, no archive named 1970, and the records kept are exactly the
+/// newest ones.
+#[test]
+fn a_newest_counter_word_of_u32_max_neither_panics_nor_misnames_nor_deletes_the_newest() {
+    damaged_ledger("newest counter u32::MAX", |log| {
+        // A minute ahead, so that the next rotation wants the counter after it.
+        poke(log, NEWEST_STAMP, (now() + 60) as u64);
+        poke(log, NEWEST_COUNTER, u64::from(u32::MAX));
+    });
+}
+
+#[test]
+fn a_ledger_count_word_of_u64_max_neither_panics_nor_misnames_nor_deletes_the_newest() {
+    damaged_ledger("ledger count u64::MAX", |log| {
+        poke(log, LEDGER_COUNT, u64::MAX)
+    });
+}
+
+#[test]
+fn a_newest_stamp_word_of_i64_max_neither_panics_nor_misnames_nor_deletes_the_newest() {
+    damaged_ledger("newest stamp i64::MAX", |log| {
+        poke(log, NEWEST_STAMP, i64::MAX as u64)
+    });
+}
+
+fn damaged_ledger(what: &str, damage: fn(&Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let shared = timestamped(&log)
+        .max_bytes(MAX_BYTES)
+        .max_files(4)
+        .build()
+        .unwrap();
+    write(&shared, WRITER, 0..8);
+    assert!(
+        shared.stats().rotations >= 3,
+        "{what}: {:?}",
+        shared.stats()
+    );
+    damage(&log);
+    let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        write(&shared, WRITER, 8..24);
+    }));
+    assert!(written.is_ok(), "{what}: a write panicked");
+    assert_eq!(shared.stats().write_errors, 0, "{what}");
+    drop(shared);
+    assert_no_stamp_before_2000(&log);
+    let report = verifier(&log, MAX_BYTES, 4)
+        .expect(WRITER, Expect::Newest { total: 24 })
+        .verify();
+    assert!(
+        report.is_ok(),
+        "{what}: {:?}\n{report}",
+        archive_names(&log)
+    );
+}
+
+/// A foreign file stamped in 2099 is no archive: it is never deleted or renamed, it
+/// never decides the next name (new archives are named by the clock), and `max_age`
+/// deletes the new archives once they are old enough.
+#[test]
+fn a_name_stamped_far_in_the_future_is_no_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let foreign = log.with_file_name("app.log.2099-01-01T00-00-00Z");
+    fs::write(&foreign, "restored from another machine\n").unwrap();
+    let shared = timestamped(&log)
+        .max_bytes(MAX_BYTES)
+        .max_files(1000)
+        .max_age(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let foreign_name = "app.log.2099-01-01T00-00-00Z".to_string();
+    let ours = |log: &Path| -> Vec<(String, i64)> {
+        stamped_archives(log)
+            .into_iter()
+            .filter(|a| a.name != foreign_name)
+            .map(|a| (a.name, a.stamp))
+            .collect()
+    };
+    let check = |log: &Path, when: &str| {
+        let now = now();
+        for (name, stamp) in ours(log) {
+            assert!(
+                (stamp - now).abs() <= 60,
+                "{when}: {name} is not named by the clock ({})",
+                archive_stamp(now)
+            );
+        }
+        assert_eq!(
+            fs::read_to_string(&foreign).ok().as_deref(),
+            Some("restored from another machine\n"),
+            "{when}: the 2099 file was touched: {:?}",
+            archive_names(log)
+        );
+    };
+    write(&shared, WRITER, 0..10);
+    assert!(shared.stats().rotations >= 4, "{:?}", shared.stats());
+    check(&log, "first rotations");
+    let first: Vec<String> = ours(&log).into_iter().map(|(name, _)| name).collect();
+    assert!(!first.is_empty());
+    // Past max_age for every archive made so far.
+    std::thread::sleep(Duration::from_secs(3));
+    write(&shared, WRITER, 10..20);
+    check(&log, "after max_age");
+    let survivors: Vec<&String> = first
+        .iter()
+        .filter(|name| {
+            log.with_file_name(name).exists() || log.with_file_name(format!("{name}.gz")).exists()
+        })
+        .collect();
+    assert!(
+        survivors.is_empty(),
+        "archives older than max_age survived: {survivors:?}"
+    );
+    assert_eq!(shared.stats().write_errors, 0);
+    drop(shared);
+    fs::remove_file(&foreign).unwrap();
+    let report = verifier(&log, MAX_BYTES, 1000)
+        .expect(WRITER, Expect::Newest { total: 20 })
+        .verify();
+    assert!(report.is_ok(), "{report}");
+}
+
+/// Waits until the current `period_ms` period is at least `from_ms` in.
+fn wait_until_into_period(period_ms: u128, from_ms: u128) -> u128 {
+    let start = now_ms() / period_ms;
+    loop {
+        let ms = now_ms();
+        if ms / period_ms > start && ms % period_ms >= from_ms {
+            return ms / period_ms;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `rotate_every(Every(2 s))` with `max_age(2 s)`: the archive a time rotation just made
+/// holds the period that just ended, younger than max_age by its last line; it is kept,
+/// whether the first write after the boundary comes at once or a second late.
+#[test]
+fn max_age_equal_to_the_period_keeps_the_archive_just_made() {
+    max_age_equal_to_the_period(0);
+}
+
+#[test]
+fn max_age_equal_to_the_period_keeps_the_archive_just_made_when_the_first_write_is_late() {
+    max_age_equal_to_the_period(1000);
+}
+
+fn max_age_equal_to_the_period(late_ms: u128) {
+    const PERIOD_MS: u128 = 2000;
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let shared = timestamped(&log)
+            .max_bytes(u64::MAX)
+            .max_files(1000)
+            .rotate_every(Period::Every(Duration::from_secs(2)))
+            .max_age(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        // Lines through one period, the last one late in it.
+        let period = wait_until_into_period(PERIOD_MS, 50);
+        let mut seq = 0;
+        loop {
+            write(&shared, WRITER, seq..seq + 1);
+            seq += 1;
+            let ms = now_ms();
+            assert_eq!(ms / PERIOD_MS, period, "the test fell behind the clock");
+            if ms % PERIOD_MS >= 1600 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(shared.stats().rotations, 0);
+        wait_until_into_period(PERIOD_MS, 50 + late_ms);
+        write(&shared, WRITER, seq..seq + 1);
+        let what = format!("first write {late_ms} ms after the boundary");
+        assert_eq!(shared.stats().rotations, 1, "{what}");
+        assert_eq!(
+            archive_names(&log).len(),
+            1,
+            "{what}: the archive just made is gone"
+        );
+        let report = verifier(&log, u64::MAX, 1000)
+            .check_rotation_points(false)
+            .check_record_order(true)
+            .expect(WRITER, Expect::Exactly(seq + 1))
+            .verify();
+        assert!(report.is_ok(), "{what}: {report}");
+    }
+}
+
+/// A live file last modified at the epoch and a new lock file, with time rotation: the
+/// file is never taken as 1970, neither in the archive's name nor by `max_age`.
+#[test]
+fn a_live_file_modified_at_the_epoch_is_never_taken_as_1970() {
+    epoch_mtime(None);
+}
+
+#[test]
+fn a_live_file_modified_at_the_epoch_is_never_deleted_by_max_age() {
+    epoch_mtime(Some(Duration::from_secs(60)));
+}
+
+fn epoch_mtime(max_age: Option<Duration>) {
+    let what = format!("max_age {max_age:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let old: String = (0..3).map(|seq| fmt_line(WRITER, seq)).collect();
+    fs::write(&log, old).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_modified(UNIX_EPOCH)
+        .unwrap();
+    let mut builder = timestamped(&log)
+        .max_bytes(u64::MAX)
+        .max_files(100)
+        .rotate_every(Period::Every(Duration::from_secs(1)));
+    if let Some(age) = max_age {
+        builder = builder.max_age(age);
+    }
+    let shared = builder.build().unwrap();
+    for seq in 3..6 {
+        write(&shared, WRITER, seq..seq + 1);
+        wait_until_into_period(1000, 50);
+    }
+    write(&shared, WRITER, 6..7);
+    assert_eq!(shared.stats().write_errors, 0, "{what}");
+    drop(shared);
+    assert_no_stamp_before_2000(&log);
+    let report = verifier(&log, u64::MAX, 100)
+        .check_rotation_points(false)
+        .check_record_order(true)
+        .expect(WRITER, Expect::Exactly(7))
+        .verify();
+    assert!(
+        report.is_ok(),
+        "{what}: {:?}\n{report}",
+        archive_names(&log)
+    );
+}
+
+/// One archive that cannot be deleted, with time rotation every second and
+/// `max_files(1)`: one rotation per boundary, not one per write; the archives left over
+/// stay bounded; the failure reaches `on_error` as a failure to delete old archives,
+/// not as a failed rotation.
+#[test]
+fn an_undeletable_archive_neither_makes_every_write_rotate_nor_fails_rotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    {
+        let shared = timestamped(&log)
+            .max_bytes(MAX_BYTES)
+            .max_files(2)
+            .build()
+            .unwrap();
+        write(&shared, WRITER, 0..6);
+    }
+    let stuck = archive_names(&log)[0].clone();
+    let Some(_immutable) = Immutable::set(&log.with_file_name(&stuck)) else {
+        return;
+    };
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let hook_failures = Arc::clone(&failures);
+    let shared = timestamped(&log)
+        .max_bytes(u64::MAX)
+        .max_files(1)
+        .rotate_every(Period::Every(Duration::from_secs(1)))
+        .on_error(move |failure| hook_failures.lock().unwrap().push(failure.to_string()))
+        .build()
+        .unwrap();
+    let writer = WriterId {
+        process: 2,
+        ..WRITER
+    };
+    let first_second = now();
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut seq = 0;
+    while Instant::now() < end {
+        write(&shared, writer, seq..seq + 1);
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let boundaries = (now() - first_second) as u64;
+    let stats = shared.stats();
+    let others: Vec<String> = archive_names(&log)
+        .into_iter()
+        .filter(|name| *name != stuck)
+        .collect();
+    let failures = failures.lock().unwrap().clone();
+    assert!(
+        stats.rotations <= boundaries + 1 && stats.rotations + 1 >= boundaries,
+        "{} rotations for {boundaries} boundaries and {seq} writes: {stats:?}",
+        stats.rotations
+    );
+    assert!(
+        others.len() <= 2,
+        "max_files 1 but {} archives besides the undeletable one: {others:?}",
+        others.len()
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.contains("cannot delete or compress")),
+        "on_error never heard of the undeletable archive: {failures:?}"
+    );
+    assert!(
+        !failures.iter().any(|f| f.contains("grows past max_bytes")),
+        "rotations that happened were reported as failed: {failures:?}"
+    );
+    assert_eq!(stats.write_errors, 0, "{stats:?}");
+    let live = fs::read_to_string(&log).unwrap();
+    assert!(
+        live.ends_with(&fmt_line(writer, seq - 1)),
+        "the last record is not the live file's last line"
+    );
+}
+
+/// `max_total_bytes` added on a restart, to archives made without it: the second
+/// process applies it to them all (delete down to limit - limit/16 once over), so after
+/// its rotations the archives take at most the limit.
+#[test]
+fn max_total_bytes_added_on_restart_applies_to_the_archives_already_there() {
+    const LIMIT: u64 = 5000;
+    const ROTATE_AT: u64 = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("logs")).unwrap();
+    let log = dir.path().join("logs/app.log");
+    let mut policy = RotationPolicy {
+        timestamped: true,
+        ..RotationPolicy::default()
+    };
+    let mut specs = Vec::new();
+    // The second process sets no count limit that would make it list the archives.
+    for (process, lines, max_files) in [(1, 200, 20), (2, 24, 1000)] {
+        let sync = dir.path().join(format!("sync{process}"));
+        fs::create_dir(&sync).unwrap();
+        let spec = WriterSpec {
+            max_bytes: ROTATE_AT,
+            max_files,
+            process,
+            lines_per_thread: lines,
+            policy,
+            ..WriterSpec::new(log.clone(), sync)
+        };
+        Workers::start(
+            || common::entry_command(&common::entry!(worker_entry)),
+            std::slice::from_ref(&spec),
+        )
+        .wait_within(Duration::from_secs(60));
+        let stats = spec.saved_stats();
+        assert_eq!((stats.write_errors, stats.rotation_errors), (0, 0));
+        let wanted = if process == 1 { 5 } else { 2 };
+        assert!(stats.rotations >= wanted, "process {process}: {stats:?}");
+        if process == 1 {
+            let total: u64 = archive_sizes(&log).iter().map(|(_, len)| len).sum();
+            assert!(total > LIMIT, "the first process left only {total} bytes");
+        }
+        specs.push(spec);
+        policy.max_total_bytes = Some(LIMIT);
+    }
+    let sizes = archive_sizes(&log);
+    let total: u64 = sizes.iter().map(|(_, len)| len).sum();
+    assert!(
+        total <= LIMIT,
+        "{total} bytes of archives under max_total_bytes {LIMIT}: {sizes:?}"
+    );
+    let report = specs
+        .iter()
+        .fold(verifier(&log, ROTATE_AT, 20), |verifier, spec| {
+            let total = spec.lines_per_thread;
+            verifier.expect_threads(spec.process, 1, Expect::Newest { total })
+        })
+        .verify();
+    assert!(report.is_ok(), "{report}");
+}
+
+fn archive_sizes(log: &Path) -> Vec<(String, u64)> {
+    archive_names(log)
+        .into_iter()
+        .map(|name| {
+            let len = fs::metadata(log.with_file_name(&name)).unwrap().len();
+            (name, len)
+        })
+        .collect()
+}
