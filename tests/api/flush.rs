@@ -2,6 +2,7 @@
 //! everything queued before it is written: enough to call `std::process::exit` after it.
 
 use crate::common;
+use common::log_files::hold_lock;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -66,8 +67,7 @@ fn a_flush_waits_for_a_foreign_holder_only_as_long_as_lock_timeout() {
         .unwrap();
     let (mut writer, guard) = log.non_blocking();
     // Another open file description holds the lock, as another process would.
-    let holder = std::fs::File::open(dir.path().join("app.log.lock")).unwrap();
-    holder.lock().unwrap();
+    let holder = hold_lock(&dir.path().join("app.log"));
     for i in 0..10 {
         writer.write_all(line(i).as_bytes()).unwrap();
     }
@@ -116,8 +116,7 @@ fn flush_from_the_error_hook() {
         .unwrap();
     let (mut writer, guard) = log.non_blocking();
     *slot.lock().unwrap() = Some(writer.clone());
-    let holder = std::fs::File::open(dir.path().join("app.log.lock")).unwrap();
-    holder.lock().unwrap();
+    let holder = hold_lock(&dir.path().join("app.log"));
     writer.write_all(line(0).as_bytes()).unwrap();
     guard.flush();
     assert_eq!(log.stats().events_dropped, 1);

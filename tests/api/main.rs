@@ -12,11 +12,13 @@ mod common;
 
 mod build_errors;
 mod config_fuzz;
+mod config_fuzz_cases;
 mod flush;
 mod foreign_appender;
 mod line_format;
 mod mixed_options;
 mod multiprocess;
+mod shipper_processes;
 mod shippers;
 mod stats;
 mod write_fmt;

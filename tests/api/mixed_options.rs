@@ -13,9 +13,10 @@
 use crate::common;
 
 use common::children::{Finished, start_entry_env};
+use common::log_files::archive;
 use std::fs::{self};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use tracing_shared_file::SharedFile;
@@ -101,10 +102,6 @@ fn run_writer(log: &Path, name: &str, run: Run) -> Finished {
     finished.assert_exited_ok();
     finished
 }
-fn archive(log: &Path, index: usize) -> PathBuf {
-    PathBuf::from(format!("{}.{index}", log.display()))
-}
-
 /// Every file of the log, newest first (`app.log`, `app.log.1`, ...), each with a summary
 /// of its contents; fails on a file beside them that the log should not have.
 fn log_files(log: &Path) -> Vec<String> {

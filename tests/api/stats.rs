@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use crate::common::log_files::hold_lock;
 use tracing_shared_file::SharedFile;
 
 #[test]
@@ -46,12 +47,7 @@ fn lock_wait_counts_time_blocked_behind_another_holder() {
         .unwrap();
     // A second open file description conflicts with the library's own, exactly as
     // another process's would.
-    let other = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dir.path().join("app.log.lock"))
-        .unwrap();
-    other.lock().unwrap();
+    let other = hold_lock(&dir.path().join("app.log"));
     let held_for = Duration::from_millis(100);
     let (about_to_write, started) = std::sync::mpsc::channel();
     let writer = {

@@ -62,6 +62,21 @@ pub fn start_entry(
     spawn_entry(&exe, entry, out_dir, name, configure)
 }
 
+/// Whether every thread of process `pid` is stopped (state `T` or `t` in /proc): a child
+/// sent `SIGSTOP` has really stopped once this is true.
+pub fn is_stopped(pid: libc::pid_t) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).all(|task| {
+        fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state == 'T' || state == 't')
+        })
+    })
+}
+
 /// [`start_entry`] with one environment variable set: the usual way a test tells its
 /// entry what to do (the entry does nothing without it).
 pub fn start_entry_env(

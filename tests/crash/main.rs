@@ -11,6 +11,7 @@ mod common;
 
 mod kill;
 mod panics;
+mod quiet_panics;
 mod repair;
 mod signals;
 mod unwinding;

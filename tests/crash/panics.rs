@@ -10,6 +10,7 @@
 //! Each layer scenario runs on a thread of its own: the torn buffer is per thread, and
 //! must not leak from one scenario into another.
 
+use super::quiet_panics::silence_panics;
 use std::fmt;
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -26,29 +27,6 @@ impl fmt::Debug for PanickingDebug {
     fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
         panic!("{}", PANIC_MESSAGE);
     }
-}
-
-/// The message of a panic raised with `panic!("literal")` or `panic!("{}", ...)`.
-fn payload_text<'a>(info: &'a std::panic::PanicHookInfo<'_>) -> Option<&'a str> {
-    let payload = info.payload();
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-}
-
-/// Keeps the panics the tests cause on purpose off stderr; any other panic (a failed
-/// assertion) is still printed by the default hook.
-fn silence_panic_output() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if payload_text(info) != Some(PANIC_MESSAGE) {
-                default_hook(info);
-            }
-        }));
-    });
 }
 
 /// Runs `body` on a fresh thread (so with a fresh `fmt` buffer), passing on its panic.
@@ -140,7 +118,7 @@ fn new_log() -> (tempfile::TempDir, SharedFile) {
 
 #[test]
 fn the_ready_made_layer_writes_every_other_line_exactly() {
-    silence_panic_output();
+    silence_panics(&[PANIC_MESSAGE]);
     let (dir, log) = new_log();
 
     before_boom_after(tracing_subscriber::registry().with(log.layer()));
@@ -164,7 +142,7 @@ fn the_ready_made_layer_writes_every_other_line_exactly() {
 
 #[test]
 fn the_non_blocking_layer_writes_every_other_line_exactly() {
-    silence_panic_output();
+    silence_panics(&[PANIC_MESSAGE]);
     let (_dir, log) = new_log();
     let (writer, guard) = log.non_blocking();
 
@@ -184,7 +162,7 @@ fn the_non_blocking_layer_writes_every_other_line_exactly() {
 
 #[test]
 fn a_hand_built_json_layer_made_panic_safe_writes_every_other_line_exactly() {
-    silence_panic_output();
+    silence_panics(&[PANIC_MESSAGE]);
     let (_dir, log) = new_log();
     let layer = tracing_subscriber::fmt::layer()
         .json()
@@ -207,7 +185,7 @@ fn a_hand_built_json_layer_made_panic_safe_writes_every_other_line_exactly() {
 /// in its buffer and writes it in front of the thread's next event.
 #[test]
 fn a_plain_fmt_layer_without_panic_safe_glues_the_half_event_to_the_next() {
-    silence_panic_output();
+    silence_panics(&[PANIC_MESSAGE]);
     let (_dir, log) = new_log();
     let layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
@@ -226,7 +204,7 @@ fn a_plain_fmt_layer_without_panic_safe_glues_the_half_event_to_the_next() {
 
 #[test]
 fn an_event_cut_short_by_a_panic_is_not_written() {
-    silence_panic_output();
+    silence_panics(&[PANIC_MESSAGE]);
     let dir = tempfile::tempdir().unwrap();
     // The dropped event is reported; that report is expected here.
     let log = SharedFile::builder(dir.path().join("app.log"))

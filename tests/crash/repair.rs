@@ -20,7 +20,7 @@
 
 use crate::common;
 
-use common::children::{Finished, RunningChild, start_entry};
+use common::children::{Finished, RunningChild, start_entry, touch};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
@@ -136,10 +136,6 @@ fn big_event() -> Vec<u8> {
     let mut event = vec![b'x'; BIG_EVENT_LEN];
     *event.last_mut().unwrap() = b'\n';
     event
-}
-
-fn touch(path: &Path) {
-    fs::write(path, b"").unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
 }
 
 // ---------------------------------------------------------------------------------------

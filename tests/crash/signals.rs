@@ -9,13 +9,13 @@
 
 use crate::common;
 
-use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use common::children::{RunningChild, start_entry};
+use common::log_files::hold_lock_until_released;
 use common::workload::{WriterId, fmt_line};
 use tracing_shared_file::SharedFile;
 
@@ -41,20 +41,7 @@ fn lock_holder_entry() {
     let Some(dir) = std::env::var_os(HOLDER_ENV) else {
         return;
     };
-    let dir = PathBuf::from(dir);
-    let lock = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("app.log.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    std::fs::write(dir.join("held"), b"").unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    while !dir.join("release").exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    hold_lock_until_released(Path::new(&dir), Instant::now() + DEADLINE);
 }
 
 /// The writer: forks a single-threaded process that runs [`write_under_signal_storm`],

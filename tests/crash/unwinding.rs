@@ -5,6 +5,7 @@
 //! event whose own writing a panic cut short is dropped, and that loss is counted in
 //! `stats().events_dropped` and reported (to the `on_error` hook, or once on stderr).
 
+use super::quiet_panics::silence_panics;
 use crate::common;
 
 use std::fmt;
@@ -35,29 +36,6 @@ impl fmt::Debug for PanickingDebug {
 
 /// The panics these tests cause on purpose.
 const EXPECTED_PANICS: [&str; 2] = ["a Debug impl that panics", "the transaction failed"];
-
-/// The message of a panic raised with `panic!("literal")` or `panic!("{}", ...)`.
-fn payload_text<'a>(info: &'a std::panic::PanicHookInfo<'_>) -> Option<&'a str> {
-    let payload = info.payload();
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-}
-
-/// Keeps the panics the tests cause on purpose off stderr; any other panic (a failed
-/// assertion) is still printed by the default hook.
-fn silence_panic_output() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !payload_text(info).is_some_and(|message| EXPECTED_PANICS.contains(&message)) {
-                default_hook(info);
-            }
-        }));
-    });
-}
 
 /// Logs a rollback when dropped, through whatever `log` does with the message; dropped
 /// during unwinding in these tests.
@@ -102,7 +80,7 @@ fn new_log(dir: &Path) -> SharedFile {
 
 #[test]
 fn events_written_from_drop_during_unwinding_are_written_in_sync_mode() {
-    silence_panic_output();
+    silence_panics(&EXPECTED_PANICS);
     let dir = tempfile::tempdir().unwrap();
     let log = new_log(dir.path());
 
@@ -125,7 +103,7 @@ fn events_written_from_drop_during_unwinding_are_written_in_sync_mode() {
 
 #[test]
 fn events_written_from_drop_during_unwinding_are_written_in_non_blocking_mode() {
-    silence_panic_output();
+    silence_panics(&EXPECTED_PANICS);
     let dir = tempfile::tempdir().unwrap();
     let log = new_log(dir.path());
     let (writer, guard) = log.non_blocking();
@@ -168,7 +146,7 @@ fn is_stamped(line: &str, rest: &str) -> bool {
 
 #[test]
 fn tracing_events_from_drop_during_unwinding_are_written_through_the_layer() {
-    silence_panic_output();
+    silence_panics(&EXPECTED_PANICS);
     let dir = tempfile::tempdir().unwrap();
     let log = new_log(dir.path());
     let subscriber = tracing_subscriber::registry().with(log.layer());
@@ -223,32 +201,19 @@ fn log_with_hook(dir: &Path) -> (SharedFile, HookCalls) {
 
 #[test]
 fn an_event_cut_short_by_its_own_panic_is_dropped_counted_and_reported_in_sync_mode() {
-    silence_panic_output();
+    silence_panics(&EXPECTED_PANICS);
     let dir = tempfile::tempdir().unwrap();
     let (log, hook_calls) = log_with_hook(dir.path());
 
     write_an_event_cut_short_by_its_own_panic(&log);
     (&log).write_all(b"the next event\n").unwrap();
 
-    assert_eq!(read(&log), "the next event\n");
-    let stats = log.stats();
-    assert_eq!(
-        (
-            stats.events_written,
-            stats.events_dropped,
-            stats.write_errors
-        ),
-        (1, 1, 0),
-        "(events_written, events_dropped, write_errors)"
-    );
-    let calls = hook_calls.lock().unwrap();
-    assert_eq!(calls.len(), 1, "one report of the dropped event: {calls:?}");
-    assert!(calls[0].0, "the report says the event was dropped");
+    assert_only_the_cut_short_event_dropped(&log, &hook_calls);
 }
 
 #[test]
 fn an_event_cut_short_by_its_own_panic_is_dropped_counted_and_reported_in_non_blocking_mode() {
-    silence_panic_output();
+    silence_panics(&EXPECTED_PANICS);
     let dir = tempfile::tempdir().unwrap();
     let (log, hook_calls) = log_with_hook(dir.path());
     let (writer, guard) = log.non_blocking();
@@ -257,7 +222,14 @@ fn an_event_cut_short_by_its_own_panic_is_dropped_counted_and_reported_in_non_bl
     writeln!(writer.make_writer(), "the next event").unwrap();
     drop(guard);
 
-    assert_eq!(read(&log), "the next event\n");
+    assert_only_the_cut_short_event_dropped(&log, &hook_calls);
+}
+
+/// The next event is all the file holds; the one cut short is counted as dropped and
+/// reported once to the hook, as dropped.
+#[track_caller]
+fn assert_only_the_cut_short_event_dropped(log: &SharedFile, hook_calls: &HookCalls) {
+    assert_eq!(read(log), "the next event\n");
     let stats = log.stats();
     assert_eq!(
         (
@@ -280,7 +252,7 @@ fn cut_short_entry() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    silence_panic_output();
+    silence_panics(&EXPECTED_PANICS);
     let log = new_log(Path::new(&dir));
     write_an_event_cut_short_by_its_own_panic(&log);
     (&log).write_all(b"the next event\n").unwrap();

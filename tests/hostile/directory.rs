@@ -14,7 +14,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::children::{self, Fleet, WorkerConfig};
+use common::children::{self, Fleet, WorkerConfig, WorkerOutcome};
 use common::log_files::{KEEP_ALL, ROTATING_MAX_BYTES, archive, parse_record, wait_for_path};
 use common::verifier::{Expect, Verifier};
 use common::workload::WriterId;
@@ -92,11 +92,19 @@ fn a_removed_log_directory_is_recreated_and_writers_go_on() {
     let outcomes = fleet.finish();
     eprintln!("rm -rf took {first} and {second} attempts");
 
-    // What survives is, for every writer, exactly the records it wrote after the last
-    // removal: a run without gaps that ends with its last record.
+    let seen = records_in(&logs);
+    let gone_total = assert_every_record_after_the_last_removal(&outcomes, &seen, &config);
+    assert_the_verifier_agrees(&outcomes, &seen, &log, gone_total);
+    assert!(logs.join("app.log.lock").is_file(), "the lock file is back");
+    assert_counted_and_reported(&outcomes, &logs, started);
+}
+
+/// How many times each record of each writer is in the files of `logs`; fails on a torn
+/// or garbled line.
+fn records_in(logs: &Path) -> BTreeMap<WriterId, BTreeMap<u64, u32>> {
     let mut seen: BTreeMap<WriterId, BTreeMap<u64, u32>> = BTreeMap::new();
     let mut garbled = Vec::new();
-    for entry in fs::read_dir(&logs).expect("the directory exists again") {
+    for entry in fs::read_dir(logs).expect("the directory exists again") {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "lock") {
             continue;
@@ -111,9 +119,19 @@ fn a_removed_log_directory_is_recreated_and_writers_go_on() {
         }
     }
     assert!(garbled.is_empty(), "torn or garbled lines: {garbled:#?}");
-    let mut verifier = Verifier::new(&log, ROTATING_MAX_BYTES, KEEP_ALL);
+    seen
+}
+
+/// What survives is, for every writer, exactly the records it wrote after the last
+/// removal: a run without gaps that ends with its last record. Returns how many records
+/// the removals took, over all writers.
+fn assert_every_record_after_the_last_removal(
+    outcomes: &[WorkerOutcome],
+    seen: &BTreeMap<WriterId, BTreeMap<u64, u32>>,
+    config: &WorkerConfig,
+) -> u64 {
     let mut gone_total = 0;
-    for outcome in &outcomes {
+    for outcome in outcomes {
         for writer in outcome.writers() {
             let total = outcome.config.total_per_thread();
             let seqs = seen.get(&writer).cloned().unwrap_or_default();
@@ -135,13 +153,28 @@ fn a_removed_log_directory_is_recreated_and_writers_go_on() {
             );
             eprintln!("{writer:?}: first record present {first_present} of {total}");
             gone_total += first_present;
-            verifier = verifier.expect(writer, Expect::Prefix { acknowledged: 0 });
         }
     }
-    // The shared verifier agrees: nothing torn, duplicated or unexpected, every file
-    // within limits and every rotation in the new directory at the right point. Its only
-    // complaints are the records the operator deleted, one per writer that lost any.
-    let report = verifier.verify();
+    gone_total
+}
+
+/// The shared verifier agrees: nothing torn, duplicated or unexpected, every file within
+/// limits and every rotation in the new directory at the right point. Its only
+/// complaints are the records the operator deleted, one per writer that lost any.
+fn assert_the_verifier_agrees(
+    outcomes: &[WorkerOutcome],
+    seen: &BTreeMap<WriterId, BTreeMap<u64, u32>>,
+    log: &Path,
+    gone_total: u64,
+) {
+    let report = outcomes
+        .iter()
+        .flat_map(WorkerOutcome::writers)
+        .fold(
+            Verifier::new(log, ROTATING_MAX_BYTES, KEEP_ALL),
+            |verifier, writer| verifier.expect(writer, Expect::Prefix { acknowledged: 0 }),
+        )
+        .verify();
     eprint!("{report}");
     assert_eq!(report.torn, 0, "{report}");
     assert_eq!(report.duplicated, 0, "{report}");
@@ -162,16 +195,17 @@ fn a_removed_log_directory_is_recreated_and_writers_go_on() {
         "a rotation happened at the wrong point: {breach}\n{report}"
     );
     assert!(report.archives >= 20, "{report}");
+}
 
-    assert!(logs.join("app.log.lock").is_file(), "the lock file is back");
-    for outcome in &outcomes {
-        // Events can only be dropped in the instants when the directory vanished between
-        // recreating it and opening the file; each is counted and the writer goes on.
+/// Events can only be dropped in the instants when the directory vanished between
+/// recreating it and opening the file; each is counted and the writer goes on. Each kind
+/// of report is rate-limited on its own: at most one per 10 seconds.
+fn assert_counted_and_reported(outcomes: &[WorkerOutcome], logs: &Path, started: Instant) {
+    for outcome in outcomes {
         assert_eq!(
             outcome.stat("written") + outcome.stat("dropped"),
             outcome.expected_events()
         );
-        // Each kind of report is rate-limited on its own: at most one per 10 seconds.
         let reports = outcome.finished.reports();
         let allowed = 1 + started.elapsed().as_secs() as usize / 10;
         let lock_path = logs.join("app.log.lock").display().to_string();

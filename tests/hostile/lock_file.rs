@@ -9,8 +9,8 @@
 //! becomes a child when it finds its environment variable, and is a no-op test otherwise.
 //! Every wait has a deadline, so a hang fails the test instead of stalling it.
 //!
-//! `a_lock_file_deleted_while_held_lets_one_write_overlap` is ignored: it demonstrates a
-//! documented limitation (see the README's guarantees), not a regression.
+//! The documented limitation of a lock file deleted while held is shown by
+//! `lock_file_overlap`.
 
 use crate::common;
 
@@ -18,12 +18,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::children::{self, Fleet, WorkerConfig, WorkerOutcome};
 use common::log_files::{KEEP_ALL, ROTATING_MAX_BYTES, archive, parse_record, wait_for_path};
 use common::verifier::{Report, Verifier};
-use common::workload::{WriterId, fmt_line};
+use common::workload::WriterId;
 use tracing_shared_file::SharedFile;
 
 /// Child side of the writer processes that `Fleet` starts.
@@ -97,22 +98,7 @@ fn a_deleted_lock_file_is_recreated_and_still_excludes_everyone() {
     fleet.resume(old_processes.clone(), 1);
     let outcomes = fleet.finish();
 
-    let verifier = outcomes.iter().fold(
-        Verifier::new(&log, ROTATING_MAX_BYTES, KEEP_ALL),
-        |verifier, outcome| {
-            verifier.expect_process(
-                outcome.process,
-                outcome.config.threads,
-                outcome.config.total_per_thread(),
-            )
-        },
-    );
-    let report = verifier.verify();
-    report.assert_ok();
-    let total: u64 = outcomes.iter().map(WorkerOutcome::expected_events).sum();
-    eprint!("{report}");
-    assert_eq!(report.lines_verified, total, "{report}");
-    assert_eq!((report.torn, report.lost, report.duplicated), (0, 0, 0));
+    let report = verify_every_record(&outcomes, &log);
     assert!(report.archives >= 100, "too few rotations\n{report}");
 
     let relocked = fs::metadata(&lock).expect("the lock file exists again");
@@ -133,7 +119,39 @@ fn a_deleted_lock_file_is_recreated_and_still_excludes_everyone() {
         "old and new writers never shared a file\n{report}"
     );
 
-    for outcome in &outcomes {
+    assert_only_the_old_processes_reported_it(&outcomes, &old_processes, &lock);
+}
+
+/// Every record of every worker is there exactly once, whole, each file within
+/// `max_bytes` and every rotation at the right point.
+fn verify_every_record(outcomes: &[WorkerOutcome], log: &Path) -> Report {
+    let verifier = outcomes.iter().fold(
+        Verifier::new(log, ROTATING_MAX_BYTES, KEEP_ALL),
+        |verifier, outcome| {
+            verifier.expect_process(
+                outcome.process,
+                outcome.config.threads,
+                outcome.config.total_per_thread(),
+            )
+        },
+    );
+    let report = verifier.verify();
+    report.assert_ok();
+    let total: u64 = outcomes.iter().map(WorkerOutcome::expected_events).sum();
+    eprint!("{report}");
+    assert_eq!(report.lines_verified, total, "{report}");
+    assert_eq!((report.torn, report.lost, report.duplicated), (0, 0, 0));
+    report
+}
+
+/// No write failed; each process that saw the lock file deleted reported it once, naming
+/// it; those started after the deletion had nothing to report.
+fn assert_only_the_old_processes_reported_it(
+    outcomes: &[WorkerOutcome],
+    old_processes: &std::ops::Range<u32>,
+    lock: &Path,
+) {
+    for outcome in outcomes {
         assert_eq!(
             outcome.stat("write_errors"),
             0,
@@ -284,178 +302,6 @@ fn a_lock_file_deleted_under_rotating_writers_never_costs_an_archive() {
             outcome.process, outcome.finished.stderr
         );
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Known limitation: a process that is inside its critical section when the lock file is
-// deleted holds only the old lock, so a process that opens the lock file afterwards does
-// not wait for it; that one write can overlap with the newcomer's.
-
-/// Sends `signal` to every process in `pids`.
-fn signal_all(pids: &[libc::pid_t], signal: libc::c_int) {
-    for &pid in pids {
-        // SAFETY: plain syscall on a child process of this test.
-        unsafe {
-            libc::kill(pid, signal);
-        }
-    }
-}
-
-/// Whether every thread of `pid` is stopped (state `T` or `t` in /proc).
-fn is_stopped(pid: libc::pid_t) -> bool {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.filter_map(Result::ok).all(|task| {
-        fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next())
-                .is_some_and(|state| state == 'T' || state == 't')
-        })
-    })
-}
-
-/// Pauses the writers and waits until they really are paused.
-fn stop_all(pids: &[libc::pid_t]) {
-    signal_all(pids, libc::SIGSTOP);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !pids.iter().all(|&pid| is_stopped(pid)) {
-        assert!(Instant::now() < deadline, "writers did not stop");
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-/// Tries to take the flock of `file` without waiting; releases it at once if taken.
-fn lock_is_free(file: &File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain flock calls on a descriptor this test owns.
-    unsafe {
-        if libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 {
-            libc::flock(file.as_raw_fd(), libc::LOCK_UN);
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Known limitation: a flock on a file that is deleted while held excludes nobody who opens
-/// the path afterwards, so the holder's one write in flight can overlap with a newcomer's.
-/// Every later write of the old processes notices the deletion (an `fstat` per write) and
-/// locks the new file. Run with `cargo test -- --ignored` to see it.
-#[test]
-#[ignore = "documented limitation: one write in flight when the lock file is deleted"]
-fn a_lock_file_deleted_while_held_lets_one_write_overlap() {
-    const MAX_BYTES: u64 = 4096;
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("logs").join("app.log");
-    let lock = dir.path().join("logs").join("app.log.lock");
-    let config = WorkerConfig {
-        log: log.clone(),
-        max_bytes: MAX_BYTES,
-        max_files: KEEP_ALL,
-        threads: 1,
-        // More than they can write before the test ends; they are killed then.
-        phases: vec![10_000_000],
-    };
-    let mut fleet = Fleet::for_entry(&dir.path().join("sync"), &common::entry!(worker_entry));
-    fleet.start(0..2, &config);
-    wait_for_path(&archive(&log, 1));
-    let pids = fleet.pids();
-    let newcomer_writer = WriterId {
-        process: 99,
-        thread: 0,
-    };
-    let mut next_seq = 0;
-    let (mut caught, mut let_in) = (0, 0);
-    let deadline = Instant::now() + Duration::from_secs(5);
-
-    // Often enough to catch a holder after it checked the lock and before it appended.
-    while Instant::now() < deadline && caught < 100 {
-        // Pause both writers and see whether one of them is inside its critical section.
-        let probe = File::open(&lock).expect("open the lock file");
-        stop_all(&pids);
-        let held = !lock_is_free(&probe);
-        // The file the holder (if any) last saw as live.
-        let live = File::open(&log);
-        let (true, Ok(live)) = (held, live) else {
-            signal_all(&pids, libc::SIGCONT);
-            std::thread::sleep(Duration::from_millis(2));
-            continue;
-        };
-        caught += 1;
-
-        // The operator deletes the lock file; a process started now builds its SharedFile
-        // and logs until it rotates. With mutual exclusion it would have to wait for the
-        // paused holder; it runs in a thread so that the test can tell.
-        fs::remove_file(&lock).unwrap();
-        let newcomer = SharedFile::builder(&log)
-            .max_bytes(MAX_BYTES)
-            .max_files(KEEP_ALL)
-            .build()
-            .expect("the newcomer builds");
-        let first_seq = next_seq;
-        next_seq += 1000;
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let thread = {
-            let done = std::sync::Arc::clone(&done);
-            std::thread::spawn(move || {
-                for seq in first_seq.. {
-                    let line = fmt_line(newcomer_writer, seq);
-                    (&newcomer)
-                        .write_all(line.as_bytes())
-                        .expect("newcomer writes");
-                    if newcomer.stats().rotations > 0 {
-                        break;
-                    }
-                }
-                done.store(true, std::sync::atomic::Ordering::SeqCst);
-            })
-        };
-        let waited = Instant::now();
-        while !done.load(std::sync::atomic::Ordering::SeqCst)
-            && waited.elapsed() < Duration::from_millis(500)
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let got_in = done.load(std::sync::atomic::Ordering::SeqCst);
-        let rotated_len = live.metadata().unwrap().len();
-        signal_all(&pids, libc::SIGCONT);
-        thread.join().expect("the newcomer thread");
-        if !got_in {
-            // It waited for the holder: exclusion held.
-            continue;
-        }
-        let_in += 1;
-        // Wait until the old lock is released: the holder finished its event.
-        let released = Instant::now();
-        while !lock_is_free(&probe) {
-            assert!(
-                released.elapsed() < Duration::from_secs(10),
-                "old lock never released"
-            );
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        // The newcomer rotated the file the holder had open. With exclusion, nobody
-        // touches a file after it was rotated away.
-        let after = live.metadata().unwrap();
-        assert!(
-            after.len() == rotated_len && after.nlink() == 1,
-            "a writer that was inside its critical section when the lock file \
-             was deleted went on after a process that opened the new lock file had rotated \
-             the log: the rotated file (inode {}) {} ({rotated_len} -> {} bytes, {} links). \
-             Caught {caught} holders, {let_in} newcomers got in without waiting.",
-            after.ino(),
-            if after.nlink() == 0 {
-                "was deleted or renamed over"
-            } else {
-                "was appended to"
-            },
-            after.len(),
-            after.nlink()
-        );
-    }
-    eprintln!("caught {caught} holders, {let_in} newcomers got in without waiting");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::children::{CHILD_DEADLINE, spawn_entry, touch};
+use common::children::{CHILD_DEADLINE, Finished, RunningChild, spawn_entry, touch};
 use common::verifier::{Expect, Verifier};
 use common::workload::{WriterId, fmt_line, record, wait_for_file};
 use tracing_shared_file::SharedFile;
@@ -87,60 +87,37 @@ fn running_as_root() -> bool {
     tempfile::tempfile().unwrap().metadata().unwrap().uid() == 0
 }
 
-#[test]
-fn revoked_permission_drops_events_until_it_is_restored() {
-    let scratch = tempfile::tempdir().unwrap();
-    let set_mode = |path: &Path, mode| {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-    };
-    set_mode(scratch.path(), 0o755);
-    let logs = scratch.path().join("logs");
-    let sync = scratch.path().join("sync");
-    let log = logs.join("app.log");
-    for dir in [&logs, &sync] {
-        fs::create_dir(dir).unwrap();
-        set_mode(dir, 0o777);
-    }
-    // Root bypasses permissions: run the writer as `nobody`, from a copy of this binary
-    // that `nobody` can reach. Unprivileged, the writer is simply another process.
-    let exe = if running_as_root() {
-        let exe = scratch.path().join("test-binary");
+/// Starts the writer in `scratch`. Root bypasses permissions: then it runs as `nobody`,
+/// from a copy of this binary that `nobody` can reach. Unprivileged, the writer is simply
+/// another process.
+fn start_unprivileged_writer(scratch: &Path, logs: &Path, sync: &Path) -> RunningChild {
+    let as_root = running_as_root();
+    let exe = if as_root {
+        let exe = scratch.join("test-binary");
         fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-        set_mode(&exe, 0o755);
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
         exe
     } else {
         std::env::current_exe().unwrap()
     };
-    let as_root = running_as_root();
-    let mut child = spawn_entry(
+    spawn_entry(
         &exe,
         &common::entry!(unprivileged_writer_entry),
-        scratch.path(),
+        scratch,
         "writer",
         |command| {
-            command.env(PERM_LOGS_ENV, &logs).env(PERM_SYNC_ENV, &sync);
+            command.env(PERM_LOGS_ENV, logs).env(PERM_SYNC_ENV, sync);
             if as_root {
                 use std::os::unix::process::CommandExt;
                 command.uid(NOBODY).gid(NOBODY);
             }
         },
-    );
-    child.wait_for_file(&sync.join("phase1"));
-    // Keep the writer's file open to read what reached it, then put a file it cannot open
-    // in its place: its handle is now stale and reopening fails with EACCES.
-    let before = File::open(&log).expect("the writer created the log file");
-    let revoked = logs.join("app.log.revoked");
-    File::create(&revoked).unwrap();
-    set_mode(&revoked, 0o000);
-    let revoked_ino = fs::metadata(&revoked).unwrap().ino();
-    fs::rename(&revoked, &log).unwrap();
-    touch(&sync.join("revoked"));
-    child.wait_for_file(&sync.join("phase2"));
-    set_mode(&log, 0o666);
-    touch(&sync.join("restored"));
-    let finished = child.wait(Instant::now() + CHILD_DEADLINE);
-    finished.assert_success();
+    )
+}
 
+/// The events written while the permission was revoked were dropped and counted, the
+/// direct write got the error, and it was reported once, naming the file and the cause.
+fn assert_counted_and_reported_once(finished: &Finished, log: &Path) {
     let dropped = DURING + 1;
     assert!(
         finished.stdout.contains(&format!(
@@ -171,6 +148,40 @@ fn revoked_permission_drops_events_until_it_is_restored() {
         "{}",
         reports[0]
     );
+}
+
+#[test]
+fn revoked_permission_drops_events_until_it_is_restored() {
+    let scratch = tempfile::tempdir().unwrap();
+    let set_mode = |path: &Path, mode| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    set_mode(scratch.path(), 0o755);
+    let logs = scratch.path().join("logs");
+    let sync = scratch.path().join("sync");
+    let log = logs.join("app.log");
+    for dir in [&logs, &sync] {
+        fs::create_dir(dir).unwrap();
+        set_mode(dir, 0o777);
+    }
+    let mut child = start_unprivileged_writer(scratch.path(), &logs, &sync);
+    child.wait_for_file(&sync.join("phase1"));
+    // Keep the writer's file open to read what reached it, then put a file it cannot open
+    // in its place: its handle is now stale and reopening fails with EACCES.
+    let before = File::open(&log).expect("the writer created the log file");
+    let revoked = logs.join("app.log.revoked");
+    File::create(&revoked).unwrap();
+    set_mode(&revoked, 0o000);
+    let revoked_ino = fs::metadata(&revoked).unwrap().ino();
+    fs::rename(&revoked, &log).unwrap();
+    touch(&sync.join("revoked"));
+    child.wait_for_file(&sync.join("phase2"));
+    set_mode(&log, 0o666);
+    touch(&sync.join("restored"));
+    let finished = child.wait(Instant::now() + CHILD_DEADLINE);
+    finished.assert_success();
+
+    assert_counted_and_reported_once(&finished, &log);
 
     // The lines before went to the original file, the lines after to the restored one,
     // and none of the dropped ones anywhere.

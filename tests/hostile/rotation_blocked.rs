@@ -89,21 +89,7 @@ fn rotation_blocked_entry() {
         live_len > 30 * BLOCKED_MAX_BYTES / 10,
         "the events went to the live file: {live_len} bytes"
     );
-    // Nothing was moved or deleted.
-    let meta = fs::symlink_metadata(&blocker).unwrap();
-    assert!(meta.is_dir() && meta.ino() == blocker_ino);
-    assert_eq!(
-        fs::read_to_string(blocker.join("keep")).unwrap(),
-        "an operator's data"
-    );
-    for (i, content) in (1..blocked_index).zip(&archives_before) {
-        assert_eq!(
-            &fs::read(archive(&path, i)).unwrap(),
-            content,
-            "archive {i}"
-        );
-    }
-    assert!(!archive(&path, blocked_index + 1).exists());
+    assert_nothing_moved_or_deleted(&path, blocked_index, blocker_ino, &archives_before);
 
     // The operator removes the directory: rotation resumes at once.
     fs::remove_dir_all(&blocker).unwrap();
@@ -115,10 +101,37 @@ fn rotation_blocked_entry() {
     assert!(stats.rotations >= rotations_before + 5, "{stats:?}");
     assert_eq!(stats.write_errors, 0, "{stats:?}");
 
-    let seq = next_seq.get();
-    // Every line is there once and intact; the one file past max_bytes is the one that
-    // took the events while rotation was blocked, and it rotated first when it could.
-    let report = Verifier::new(&path, BLOCKED_MAX_BYTES, 100)
+    verify_every_line(&path, writer, next_seq.get(), blocked_index);
+    println!("\nBLOCKED OK failed_rotations={failed_rotations}");
+}
+
+/// The directory in the way keeps its inode and content, the archives below it keep
+/// theirs, and nothing was rotated past it.
+#[track_caller]
+fn assert_nothing_moved_or_deleted(
+    path: &Path,
+    blocked_index: usize,
+    blocker_ino: u64,
+    archives_before: &[Vec<u8>],
+) {
+    let blocker = archive(path, blocked_index);
+    let meta = fs::symlink_metadata(&blocker).unwrap();
+    assert!(meta.is_dir() && meta.ino() == blocker_ino);
+    assert_eq!(
+        fs::read_to_string(blocker.join("keep")).unwrap(),
+        "an operator's data"
+    );
+    for (i, content) in (1..blocked_index).zip(archives_before) {
+        assert_eq!(&fs::read(archive(path, i)).unwrap(), content, "archive {i}");
+    }
+    assert!(!archive(path, blocked_index + 1).exists());
+}
+
+/// Every line is there once and intact; the one file past max_bytes is the one that
+/// took the events while rotation was blocked, and it rotated first when it could.
+#[track_caller]
+fn verify_every_line(path: &Path, writer: WriterId, seq: u64, blocked_index: usize) {
+    let report = Verifier::new(path, BLOCKED_MAX_BYTES, 100)
         .expect(writer, Expect::Exactly(seq))
         .verify();
     assert_eq!(report.lines_verified, seq, "{report}");
@@ -147,10 +160,9 @@ fn rotation_blocked_entry() {
     let expected_oversized = report.archives - blocked_index + 1;
     assert_eq!(
         oversized,
-        vec![archive(&path, expected_oversized)],
+        vec![archive(path, expected_oversized)],
         "{report}"
     );
-    println!("\nBLOCKED OK failed_rotations={failed_rotations}");
 }
 
 fn run_rotation_blocked(when: &str) {

@@ -9,25 +9,23 @@
 //!   path and whatever it points to keep their bytes, length and mtime.
 //! - Still accepted: an empty lock file, an all-zero one, and one left behind by a process
 //!   that was killed (a real child process, SIGKILLed after logging).
-//! - After `build()`: a lock file swapped for a symlink or a hard link to a victim while a
-//!   process logs makes that process drop (and report) its events, never write into the
-//!   victim.
+//! - After `build()` (`replaced_lock_file`): a lock file swapped for a symlink or a hard
+//!   link to a victim while a process logs.
 
 use crate::common;
 
-use common::children::{start_entry, start_entry_env};
+use common::children::start_entry_env;
 use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing_shared_file::{Error, ErrorKind, SharedFile};
 
 /// 80 bytes of someone else's text.
-const VICTIM_TEXT: &[u8] =
+pub(crate) const VICTIM_TEXT: &[u8] =
     b"precious data that must survive: not a lock file, and not ours to write to.....\n";
 /// The events the repro logs when `build()` wrongly succeeds.
 const EVENTS: [&[u8]; 3] = [b"event one\n", b"event two\n", b"event three\n"];
@@ -40,7 +38,7 @@ const BUILD_DEADLINE: Duration = Duration::from_secs(5);
 /// Everything about a path that a write through it would change: what it is, which inode,
 /// its length, mtime and content (a symlink's target, a directory's entry names).
 #[derive(PartialEq, Eq)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     path: PathBuf,
     kind: &'static str,
     ino: u64,
@@ -109,7 +107,7 @@ impl fmt::Debug for Snapshot {
     }
 }
 
-fn snapshots(paths: &[&Path]) -> Vec<Snapshot> {
+pub(crate) fn snapshots(paths: &[&Path]) -> Vec<Snapshot> {
     paths.iter().map(|path| Snapshot::of(path)).collect()
 }
 
@@ -200,7 +198,7 @@ fn build_with_deadline(log: &Path, fifos: &[&Path]) -> Result<SharedFile, Error>
     thread.join().expect("build() panicked")
 }
 
-fn lock_path(log: &Path) -> PathBuf {
+pub(crate) fn lock_path(log: &Path) -> PathBuf {
     let mut name = log.as_os_str().to_owned();
     name.push(".lock");
     PathBuf::from(name)
@@ -223,14 +221,20 @@ fn a_symlink_to_a_text_file_at_the_lock_path_is_refused() {
     assert_refused(&log, &[&victim, &lock]);
 }
 
-#[test]
-fn a_symlink_to_another_logs_valid_lock_file_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    // A perfectly good lock file, made and in use by another log's SharedFile.
-    let other_log = dir.path().join("other/app.log");
+/// A perfectly good lock file, made and in use by another log's `SharedFile` (returned,
+/// with the other log's path and its lock file's), at `<dir>/other/app.log.lock`.
+fn another_logs_lock_file(dir: &Path) -> (SharedFile, PathBuf, PathBuf) {
+    let other_log = dir.join("other/app.log");
     let other = SharedFile::builder(&other_log).build().unwrap();
     (&other).write_all(b"the other log's event\n").unwrap();
     let other_lock = lock_path(&other_log);
+    (other, other_log, other_lock)
+}
+
+#[test]
+fn a_symlink_to_another_logs_valid_lock_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (other, other_log, other_lock) = another_logs_lock_file(dir.path());
     let log = dir.path().join("app.log");
     let lock = lock_path(&log);
     std::os::unix::fs::symlink("other/app.log.lock", &lock).unwrap();
@@ -303,10 +307,7 @@ fn a_hard_link_to_an_empty_file_at_the_lock_path_is_refused() {
 #[test]
 fn a_hard_link_to_another_logs_valid_lock_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let other_log = dir.path().join("other/app.log");
-    let other = SharedFile::builder(&other_log).build().unwrap();
-    (&other).write_all(b"the other log's event\n").unwrap();
-    let other_lock = lock_path(&other_log);
+    let (other, other_log, other_lock) = another_logs_lock_file(dir.path());
     let log = dir.path().join("app.log");
     let lock = lock_path(&log);
     fs::hard_link(&other_lock, &lock).unwrap();
@@ -408,134 +409,4 @@ fn a_lock_file_left_by_a_killed_process_is_accepted() {
     );
 
     assert_accepted(&log, &KILLED_EVENTS.concat());
-}
-
-// ---------------------------------------------------------------------------------------
-// Replaced after build().
-
-/// What the error hook was told.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Reported {
-    event_dropped: bool,
-}
-
-/// A process logs one event, then its lock file is deleted and `replace` puts something
-/// foreign in its place; the next `AFTER` events must all be dropped and reported, and
-/// the victim keep its snapshot.
-fn run_replaced_after_build(dir: &Path, replace: impl FnOnce(&Path, &Path)) {
-    const AFTER: u64 = 30;
-    let log = dir.join("app.log");
-    let victim = dir.join("victim.txt");
-    fs::write(&victim, VICTIM_TEXT).unwrap();
-    let lock = lock_path(&log);
-    let reports = Arc::new(Mutex::new(Vec::new()));
-    let shared = SharedFile::builder(&log)
-        // Checks the paths before every write, so the replacement is seen at once.
-        .path_check_interval(Duration::ZERO)
-        .on_error({
-            let reports = Arc::clone(&reports);
-            move |failure| {
-                reports.lock().unwrap().push(Reported {
-                    event_dropped: failure.event_dropped(),
-                });
-            }
-        })
-        .build()
-        .unwrap();
-    (&shared).write_all(b"before the swap\n").unwrap();
-
-    fs::remove_file(&lock).unwrap();
-    replace(&victim, &lock);
-    let before = snapshots(&[&victim, &lock]);
-    let mut refused = 0;
-    for i in 0..AFTER {
-        if (&shared)
-            .write_all(format!("after the swap {i}\n").as_bytes())
-            .is_err()
-        {
-            refused += 1;
-        }
-    }
-    assert_eq!(
-        snapshots(&[&victim, &lock]),
-        before,
-        "logging wrote through the foreign lock file into the victim"
-    );
-
-    let stats = shared.stats();
-    assert_eq!(
-        (
-            stats.events_written,
-            stats.events_dropped,
-            stats.write_errors
-        ),
-        (1, AFTER, AFTER),
-        "every event after the swap is dropped: {stats:?}"
-    );
-    assert_eq!(
-        refused, AFTER,
-        "every write after the swap returns the error"
-    );
-    let reports = reports.lock().unwrap();
-    assert_eq!(
-        reports.iter().filter(|r| r.event_dropped).count() as u64,
-        AFTER,
-        "every dropped event is reported to the hook: {reports:?}"
-    );
-    assert_eq!(fs::read(&log).unwrap(), b"before the swap\n");
-}
-
-const REPLACED_ENV: &str = "TSF_FOREIGN_LOCK_REPLACED";
-const REPLACED_DIR_ENV: &str = "TSF_FOREIGN_LOCK_REPLACED_DIR";
-
-/// Child side: runs the scenario in a process of its own, so that the library's notice
-/// about the replaced lock file goes to a file, not to the terminal of a passing run.
-#[test]
-fn replaced_lock_entry() {
-    let Some(how) = std::env::var_os(REPLACED_ENV) else {
-        return;
-    };
-    let dir = PathBuf::from(std::env::var_os(REPLACED_DIR_ENV).unwrap());
-    match how.to_str().unwrap() {
-        "symlink" => run_replaced_after_build(&dir, |victim, lock| {
-            std::os::unix::fs::symlink(victim, lock).unwrap();
-        }),
-        "hard link" => run_replaced_after_build(&dir, |victim, lock| {
-            fs::hard_link(victim, lock).unwrap();
-        }),
-        other => panic!("unknown replacement {other:?}"),
-    }
-}
-
-/// Runs `replaced_lock_entry` with `how`; fails with the child's output if it failed.
-fn run_replaced_in_child(how: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    fs::create_dir(&work).unwrap();
-    let finished = start_entry(
-        &common::entry!(replaced_lock_entry),
-        dir.path(),
-        "scenario",
-        |command| {
-            command.env(REPLACED_ENV, how).env(REPLACED_DIR_ENV, &work);
-        },
-    )
-    .with_deadline(Duration::from_secs(30))
-    .finish();
-    finished.assert_success();
-    assert!(
-        !finished.stdout.contains("panicked"),
-        "the scenario panicked:\n{}",
-        finished.stdout
-    );
-}
-
-#[test]
-fn a_lock_file_replaced_by_a_symlink_after_build_is_never_written_through() {
-    run_replaced_in_child("symlink");
-}
-
-#[test]
-fn a_lock_file_replaced_by_a_hard_link_after_build_is_never_written_through() {
-    run_replaced_in_child("hard link");
 }

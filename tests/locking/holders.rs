@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use tracing_shared_file::{SharedFile, Stats};
 
 use crate::common;
+pub(crate) use common::children::is_stopped;
 use common::children::{RunningChild, start_entry_env};
+use common::log_files::hold_lock_until_released;
 
 const HOLDER_ENV: &str = "TSF_LOCK_WAIT_HOLDER";
 const LOOPER_ENV: &str = "TSF_LOCK_WAIT_LOOPER";
@@ -35,20 +37,8 @@ fn lock_holder_entry() {
         return;
     };
     let (dir, hold_ms) = spec.rsplit_once(':').unwrap();
-    let dir = PathBuf::from(dir);
-    let lock = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("app.log.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    std::fs::write(dir.join("held"), b"").unwrap();
     let until = Instant::now() + Duration::from_millis(hold_ms.parse().unwrap());
-    while !dir.join("release").exists() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    hold_lock_until_released(Path::new(dir), until);
 }
 
 /// The looping writer's event: large enough that its append takes a while, so that a
@@ -104,20 +94,6 @@ pub(crate) fn looping_writer(dir: &Path) -> RunningChild {
 pub(crate) fn signal(pid: libc::pid_t, signal: libc::c_int) {
     // SAFETY: a plain kill of a child of this test.
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
-}
-
-/// Whether every thread of `pid` is stopped (state `T` in /proc).
-pub(crate) fn is_stopped(pid: libc::pid_t) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.filter_map(Result::ok).all(|task| {
-        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next())
-                .is_some_and(|state| state == 'T' || state == 't')
-        })
-    })
 }
 
 /// Whether some process holds the flock that `probe` (our own open of the lock file)

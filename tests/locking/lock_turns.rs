@@ -14,7 +14,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::children::{RunningChild, start_entry_env};
+use common::children::{RunningChild, start_entry_env, touch};
+use common::log_files::hold_lock;
+use common::workload::wait_for_file;
 use tracing_shared_file::SharedFile;
 
 const ROLE_ENV: &str = "TSF_LOCK_TURNS_ROLE";
@@ -34,22 +36,6 @@ fn build(dir: &Path) -> SharedFile {
         .max_files(100_000)
         .build()
         .unwrap()
-}
-
-fn touch(path: &Path) {
-    File::create(path).unwrap();
-}
-
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + DEADLINE;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
 }
 
 /// Child side: `batcher` queues the whole batch while the test holds the lock, then
@@ -80,7 +66,7 @@ fn role_entry() {
         assert_eq!(log.stats().events_dropped, 0);
     } else {
         touch(&dir.join("single-ready"));
-        wait_for(&dir.join("single-go"));
+        wait_for_file(&dir.join("single-go"));
         (&log).write_all(SINGLE_LINE).unwrap();
     }
 }
@@ -108,17 +94,15 @@ fn a_long_batch_lets_a_waiting_writer_in_between_its_rotations() {
     // at once.
     let lock = {
         drop(build(dir.path()));
-        let lock = File::open(dir.path().join("app.log.lock")).unwrap();
-        lock.lock().unwrap();
-        lock
+        hold_lock(&dir.path().join("app.log"))
     };
     let batcher = spawn("batcher", dir.path());
     let single = spawn("single", dir.path());
-    wait_for(&dir.path().join("batcher-queued"));
-    wait_for(&dir.path().join("single-ready"));
+    wait_for_file(&dir.path().join("batcher-queued"));
+    wait_for_file(&dir.path().join("single-ready"));
     lock.unlock().unwrap();
     // The batch is under way once the first of its rotations is done.
-    wait_for(&dir.path().join("app.log.1"));
+    wait_for_file(&dir.path().join("app.log.1"));
     touch(&dir.path().join("single-go"));
     for child in [batcher, single] {
         child.finish().assert_exited_ok();
@@ -183,9 +167,7 @@ fn a_turn_nobody_takes_forgets_the_waiters_that_killed_processes_left() {
     // Held by the test, so that each writer process waits for it.
     let lock = {
         drop(build(dir.path()));
-        let lock = File::open(&lock_path).unwrap();
-        lock.lock().unwrap();
-        lock
+        hold_lock(&dir.path().join("app.log"))
     };
     assert_eq!(waiters_in_page(&lock_path), 0, "a fresh lock file");
     leave_killed_waiters(dir.path(), KILLED_WAITERS);

@@ -13,3 +13,4 @@ mod fork_while_waiting;
 mod holders;
 mod lock_timeout;
 mod lock_turns;
+mod replaced_lock_file;

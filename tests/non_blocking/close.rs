@@ -2,27 +2,17 @@
 //! dropped on another thread, and an `on_error` hook that logs through the writer whose
 //! writes keep failing.
 
-use std::fs::File;
 use std::io::Write;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use crate::common::log_files::hold_lock;
 use tracing_shared_file::{NonBlocking, SharedFile};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn event(thread: usize, seq: usize) -> String {
     format!("thread {thread:02} event {seq:06} ........................................\n")
-}
-
-fn hold_lock(log: &SharedFile) -> File {
-    let lock = File::options()
-        .read(true)
-        .write(true)
-        .open(format!("{}.lock", log.path().display()))
-        .unwrap();
-    lock.lock().unwrap();
-    lock
 }
 
 /// Producers log on while another thread drops the guard: the ones that find the queue
@@ -106,7 +96,7 @@ fn a_hook_that_logs_on_every_failure_neither_recurses_nor_hangs() {
                 })
                 .build()
                 .unwrap();
-            let holder = hold_lock(&log);
+            let holder = hold_lock(log.path());
             if non_blocking {
                 // Room for two events: the rest wait for room, then time out with it.
                 let (mut writer, guard) = log.non_blocking_builder().max_queued_bytes(160).finish();

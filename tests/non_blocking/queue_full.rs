@@ -3,24 +3,14 @@
 //! The background thread is held up by taking the log's flock through another open file
 //! description, exactly as another process holding the lock would.
 
-use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::log_files::hold_lock;
 use tracing_shared_file::SharedFile;
 
 const EVENT: &[u8] = b"an event of about sixty bytes, to fill the queue quickly\n";
-
-fn hold_lock(log: &SharedFile) -> File {
-    let lock = File::options()
-        .read(true)
-        .write(true)
-        .open(format!("{}.lock", log.path().display()))
-        .unwrap();
-    lock.lock().unwrap();
-    lock
-}
 
 fn build(dir: &tempfile::TempDir) -> SharedFile {
     SharedFile::builder(dir.path().join("app.log"))
@@ -37,7 +27,7 @@ fn dropping_the_guard_writes_everything_queued() {
     let dir = tempfile::tempdir().unwrap();
     let log = build(&dir);
     let (mut writer, guard) = log.non_blocking();
-    let lock = hold_lock(&log);
+    let lock = hold_lock(log.path());
     for _ in 0..1_000 {
         writer.write_all(EVENT).unwrap();
     }
@@ -60,7 +50,7 @@ fn a_full_queue_makes_the_caller_wait_by_default() {
         .non_blocking_builder()
         .max_queued_bytes(10 * EVENT.len())
         .finish();
-    let lock = hold_lock(&log);
+    let lock = hold_lock(log.path());
     let finished = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -92,7 +82,7 @@ fn a_lossy_writer_drops_and_counts_instead_of_waiting() {
         .max_queued_bytes(10 * EVENT.len())
         .lossy(true)
         .finish();
-    let lock = hold_lock(&log);
+    let lock = hold_lock(log.path());
     let started = Instant::now();
     for _ in 0..1_000 {
         writer.write_all(EVENT).unwrap();

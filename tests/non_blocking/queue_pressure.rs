@@ -7,10 +7,11 @@
 //! that never returns) shows as a step that does not finish within a generous deadline.
 
 use crate::common;
+use common::log_files::hold_lock;
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::verifier::Verifier;
@@ -19,6 +20,14 @@ use tracing_shared_file::SharedFile;
 
 /// How long a step may take before the test calls it hung.
 const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A log in `dir` that never rotates, so that every event stays in one file.
+fn unrotated_log(dir: &Path) -> SharedFile {
+    SharedFile::builder(dir.join("app.log"))
+        .max_bytes(1 << 40)
+        .build()
+        .unwrap()
+}
 
 #[test]
 fn worker_entry() {
@@ -75,18 +84,6 @@ fn many_threads_in_many_processes_through_a_tiny_queue_lose_nothing() {
     );
 }
 
-/// Holds the log's flock through another open file description, as another process
-/// would: the background thread cannot write meanwhile.
-fn hold_lock(log: &SharedFile) -> File {
-    let lock = File::options()
-        .read(true)
-        .write(true)
-        .open(format!("{}.lock", log.path().display()))
-        .unwrap();
-    lock.lock().unwrap();
-    lock
-}
-
 fn event(thread: usize, seq: usize) -> String {
     format!("thread {thread:02} event {seq:06} ........................................\n")
 }
@@ -120,17 +117,14 @@ fn a_lossy_tiny_queue_accounts_for_every_event_exactly() {
     const THREADS: usize = 8;
     const PER_THREAD: usize = 4_000;
     let dir = tempfile::tempdir().unwrap();
-    let log = SharedFile::builder(dir.path().join("app.log"))
-        .max_bytes(1 << 40)
-        .build()
-        .unwrap();
+    let log = unrotated_log(dir.path());
     let (writer, guard) = log
         .non_blocking_builder()
         .max_queued_bytes(2048)
         .max_batch_bytes(512)
         .lossy(true)
         .finish();
-    let lock = hold_lock(&log);
+    let lock = hold_lock(log.path());
     let run = |range: std::ops::Range<usize>| {
         std::thread::scope(|scope| {
             for thread in 0..THREADS {
@@ -175,10 +169,7 @@ fn a_flush_returns_only_once_every_earlier_event_is_in_the_file() {
     const BURSTS: usize = 20;
     const BURST: usize = 100;
     let dir = tempfile::tempdir().unwrap();
-    let log = SharedFile::builder(dir.path().join("app.log"))
-        .max_bytes(1 << 40)
-        .build()
-        .unwrap();
+    let log = unrotated_log(dir.path());
     let (writer, guard) = log
         .non_blocking_builder()
         .max_queued_bytes(1024)
@@ -249,10 +240,7 @@ fn an_event_after_the_background_thread_fell_asleep_wakes_it() {
     const THREADS: usize = 4;
     const ROUNDS: usize = 150;
     let dir = tempfile::tempdir().unwrap();
-    let log = SharedFile::builder(dir.path().join("app.log"))
-        .max_bytes(1 << 40)
-        .build()
-        .unwrap();
+    let log = unrotated_log(dir.path());
     let (writer, guard) = log.non_blocking();
     for round in 0..ROUNDS {
         std::thread::scope(|scope| {
@@ -278,10 +266,7 @@ fn an_event_after_the_background_thread_fell_asleep_wakes_it() {
 #[test]
 fn an_event_too_large_for_the_queue_keeps_its_place() {
     let dir = tempfile::tempdir().unwrap();
-    let log = SharedFile::builder(dir.path().join("app.log"))
-        .max_bytes(1 << 40)
-        .build()
-        .unwrap();
+    let log = unrotated_log(dir.path());
     let (mut writer, guard) = log.non_blocking_builder().max_queued_bytes(256).finish();
     let big = format!("{}\n", "x".repeat(1000));
     let mut expected = String::new();
@@ -304,10 +289,7 @@ fn an_event_too_large_for_the_queue_keeps_its_place() {
 #[test]
 fn a_huge_bound_still_queues() {
     let dir = tempfile::tempdir().unwrap();
-    let log = SharedFile::builder(dir.path().join("app.log"))
-        .max_bytes(1 << 40)
-        .build()
-        .unwrap();
+    let log = unrotated_log(dir.path());
     let (mut writer, guard) = log
         .non_blocking_builder()
         .max_queued_bytes(usize::MAX)
@@ -344,7 +326,7 @@ fn an_error_hook_that_logs_into_a_full_queue_does_not_wait_for_itself() {
             .unwrap();
         let (mut writer, guard) = log.non_blocking_builder().max_queued_bytes(256).finish();
         *slot.lock().unwrap() = Some(writer.clone());
-        let holder = hold_lock(&log);
+        let holder = hold_lock(log.path());
         // Keeps the queue full while the background thread's batches time out.
         for seq in 0..40 {
             writer.write_all(event(0, seq).as_bytes()).unwrap();

@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::verifier::{Expect, Report, Verifier};
-use common::workload::{
-    RotationPolicy, StampedName, Workers, WriterSpec, run_writer, stamped_archives,
-};
+use common::workload::{RotationPolicy, StampedName, Workers, WriterSpec, stamped_archives};
 use tracing_shared_file::Period;
 
 /// How long a line may wait between the fmt layer's timestamp and its write under the
@@ -33,10 +31,7 @@ pub(crate) const KEEP_ALL: usize = 100_000;
 
 #[test]
 fn worker_entry() {
-    if let Some(spec) = WriterSpec::from_env() {
-        let stats = run_writer(&spec);
-        spec.save_stats(&stats);
-    }
+    common::workload::run_worker_saving_stats();
 }
 
 /// Writer processes sharing one log in a directory of their own.

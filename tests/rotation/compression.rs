@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::verifier::{Expect, Report, Verifier};
 use common::workload::{
-    RotationPolicy, StampedName, Workers, WriterId, WriterSpec, fmt_line, run_writer,
-    stamped_archives,
+    RotationPolicy, StampedName, Workers, WriterId, WriterSpec, fmt_line, stamped_archives,
 };
 use tracing_shared_file::{ErrorKind, Naming, SharedFile};
 
@@ -39,10 +38,7 @@ const ENV_MODE: &str = "TSF_COMPRESS_MODE";
 
 #[test]
 fn worker_entry() {
-    if let Some(spec) = WriterSpec::from_env() {
-        let stats = run_writer(&spec);
-        spec.save_stats(&stats);
-    }
+    common::workload::run_worker_saving_stats();
 }
 
 /// What a rotating child does once it has rotated.

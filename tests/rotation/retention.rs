@@ -16,8 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::verifier::{Expect, Report, Verifier};
 use common::workload::{
-    RotationPolicy, Workers, WriterId, WriterSpec, archive_stamp, fmt_line, run_writer,
-    stamped_archives,
+    RotationPolicy, Workers, WriterId, WriterSpec, archive_stamp, fmt_line, stamped_archives,
 };
 use tracing_shared_file::Period;
 
@@ -26,10 +25,7 @@ pub(crate) const DAY: u64 = 86_400;
 
 #[test]
 fn worker_entry() {
-    if let Some(spec) = WriterSpec::from_env() {
-        let stats = run_writer(&spec);
-        spec.save_stats(&stats);
-    }
+    common::workload::run_worker_saving_stats();
 }
 
 /// A log in a directory of its own, and the workers that write it, in batches.

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::verifier::{Expect, Report, Verifier};
 use common::workload::{
     RotationPolicy, StampedName, Workers, WriterId, WriterSpec, archive_stamp, fmt_line,
-    parse_stamped_name, run_writer, stamped_archives,
+    parse_stamped_name, stamped_archives,
 };
 use tracing_shared_file::{Naming, SharedFile};
 
@@ -33,10 +33,7 @@ const WORKER_DEADLINE: Duration = Duration::from_secs(60);
 
 #[test]
 fn worker_entry() {
-    if let Some(spec) = WriterSpec::from_env() {
-        let stats = run_writer(&spec);
-        spec.save_stats(&stats);
-    }
+    common::workload::run_worker_saving_stats();
 }
 
 /// Writers that rotate at nearly every event, run to completion.
