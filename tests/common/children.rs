@@ -1,110 +1,21 @@
 //! Child processes for the cross-process tests: an entry point of the running test binary
-//! spawned with its output in files, waited for with a deadline (and killed if the test
-//! panics first), the library's reports read from its stderr; and `Fleet`, writer
-//! processes that log records in phases so that a test can do its damage mid-run.
+//! (a `#[test]` that does nothing unless an environment variable selects it) spawned with
+//! its output in files, waited for with a deadline and killed if the test panics first;
+//! what it printed, and the library's reports among that, once it exited.
 //!
-//! A test binary that starts a `Fleet` must have a `worker_entry` test that calls
-//! `worker_main`: the workers are that test, run again in a child process.
+//! Invariant: no child outlives its test. `RunningChild` kills and reaps on drop, and
+//! every wait has a deadline, so a hung child fails the test instead of stalling it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tracing_shared_file::SharedFile;
-use tracing_subscriber::prelude::*;
-
-use super::workload::{WriterId, record, wait_for_file};
-
 /// How long any child may take before the test calls it hung.
 pub const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 /// The prefix of every line the library prints on stderr.
 pub const REPORT_PREFIX: &str = "tracing-shared-file:";
-
-const WORKER_ENV: &str = "TSF_HOSTILE_WORKER";
-const WORKER_LOG_ENV: &str = "TSF_HOSTILE_WORKER_LOG";
-const WORKER_SYNC_ENV: &str = "TSF_HOSTILE_WORKER_SYNC";
-const WORKER_CONFIG_ENV: &str = "TSF_HOSTILE_WORKER_CONFIG";
-
-/// What one writer process does. Records are numbered on through the phases; between
-/// two phases the worker creates `<sync>/phase<i>.<process>` and waits for
-/// `<sync>/resume<i>`, so the test can do its damage while the writers are busy and still
-/// be sure that every writer logs after it.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    pub log: PathBuf,
-    pub max_bytes: u64,
-    pub max_files: usize,
-    pub threads: u32,
-    pub phases: Vec<u64>,
-}
-
-impl WorkerConfig {
-    pub fn total_per_thread(&self) -> u64 {
-        self.phases.iter().sum()
-    }
-}
-
-/// Child side of the writer processes: does nothing unless run by `Fleet::start`.
-pub fn worker_main() {
-    let Some(process) = std::env::var_os(WORKER_ENV) else {
-        return;
-    };
-    let process: u32 = process.to_str().unwrap().parse().unwrap();
-    let log_path = PathBuf::from(std::env::var_os(WORKER_LOG_ENV).unwrap());
-    let sync = PathBuf::from(std::env::var_os(WORKER_SYNC_ENV).unwrap());
-    let numbers: Vec<u64> = std::env::var(WORKER_CONFIG_ENV)
-        .unwrap()
-        .split(',')
-        .map(|n| n.parse().unwrap())
-        .collect();
-    let (max_bytes, max_files, threads, phases) = (
-        numbers[0],
-        numbers[1] as usize,
-        numbers[2] as u32,
-        &numbers[3..],
-    );
-
-    let log = SharedFile::builder(&log_path)
-        .max_bytes(max_bytes)
-        .max_files(max_files)
-        .build()
-        .expect("worker cannot build its SharedFile");
-    tracing_subscriber::registry().with(log.layer()).init();
-    touch(&sync.join(format!("ready.{process}")));
-    wait_for_file(&sync.join("go"));
-
-    let mut first_seq = 0;
-    for (phase, &lines) in phases.iter().enumerate() {
-        if phase > 0 {
-            touch(&sync.join(format!("phase{phase}.{process}")));
-            wait_for_file(&sync.join(format!("resume{phase}")));
-        }
-        std::thread::scope(|scope| {
-            for thread in 0..threads {
-                scope.spawn(move || {
-                    let writer = WriterId { process, thread };
-                    for seq in first_seq..first_seq + lines {
-                        tracing::info!(target: "workload", "{}", record(writer, seq));
-                    }
-                });
-            }
-        });
-        first_seq += lines;
-    }
-    let stats = log.stats();
-    let summary = format!(
-        "written={} write_errors={} dropped={} rotations={} rotation_errors={}\npath={}",
-        stats.events_written,
-        stats.write_errors,
-        stats.events_dropped,
-        stats.rotations,
-        stats.rotation_errors,
-        log.path().display()
-    );
-    fs::write(sync.join(format!("stats.{process}")), summary).expect("write stats");
-}
 
 /// Creates an empty file: a signal between the test and its children.
 pub fn touch(path: &Path) {
@@ -128,21 +39,68 @@ pub fn spawn_entry(
         .stdout(File::create(&stdout).expect("create stdout file"))
         .stderr(File::create(&stderr).expect("create stderr file"));
     configure(&mut command);
-    let child = super::spawn_retrying(&mut command).expect("cannot spawn child");
+    let child = super::spawn_retrying(&mut command)
+        .unwrap_or_else(|e| panic!("cannot spawn child {name}: {e}"));
     RunningChild {
         name: name.to_string(),
         child: Some(child),
         stdout,
         stderr,
+        deadline: CHILD_DEADLINE,
     }
 }
 
-/// A child process that is killed if the test panics before waiting for it.
+/// [`spawn_entry`] of this test binary, the usual case: `entry` is a full test name, as
+/// [`entry!`](super::entry) gives it.
+pub fn start_entry(
+    entry: &str,
+    out_dir: &Path,
+    name: &str,
+    configure: impl FnOnce(&mut Command),
+) -> RunningChild {
+    let exe = std::env::current_exe().expect("current_exe");
+    spawn_entry(&exe, entry, out_dir, name, configure)
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` or `t` in /proc): a child
+/// sent `SIGSTOP` has really stopped once this is true.
+pub fn is_stopped(pid: libc::pid_t) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).all(|task| {
+        fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state == 'T' || state == 't')
+        })
+    })
+}
+
+/// [`start_entry`] with one environment variable set: the usual way a test tells its
+/// entry what to do (the entry does nothing without it).
+pub fn start_entry_env(
+    entry: &str,
+    out_dir: &Path,
+    name: &str,
+    env: &str,
+    value: impl AsRef<std::ffi::OsStr>,
+) -> RunningChild {
+    start_entry(entry, out_dir, name, |command| {
+        command.env(env, value);
+    })
+}
+
+/// A child process that is killed if the test panics before waiting for it: SIGKILL
+/// also ends a stopped child, and frees any lock it holds, so that whatever the failing
+/// test left waiting on it can finish.
 pub struct RunningChild {
     name: String,
     child: Option<Child>,
     stdout: PathBuf,
     stderr: PathBuf,
+    /// How long any one wait on this child may take before the test calls it hung.
+    deadline: Duration,
 }
 
 /// What a child left behind.
@@ -162,8 +120,21 @@ impl Finished {
             .collect()
     }
 
+    /// Fails unless the child exited with status 0 and printed no panic.
     #[track_caller]
     pub fn assert_success(&self) {
+        self.assert_exited_ok();
+        assert!(
+            !self.stderr.contains("panicked"),
+            "child {} panicked:\n{}",
+            self.name,
+            self.stderr
+        );
+    }
+
+    /// Fails unless the child exited with status 0, showing what it printed.
+    #[track_caller]
+    pub fn assert_exited_ok(&self) {
         assert!(
             self.status.success(),
             "child {} failed ({}):\n--- stderr\n{}\n--- stdout\n{}",
@@ -172,38 +143,91 @@ impl Finished {
             self.stderr,
             self.stdout
         );
-        assert!(
-            !self.stderr.contains("panicked"),
-            "child {} panicked:\n{}",
-            self.name,
-            self.stderr
-        );
+    }
+
+    /// The rest of the one line of stdout that starts with `tag` and a space.
+    #[track_caller]
+    pub fn line(&self, tag: &str) -> &str {
+        let prefix = format!("{tag} ");
+        let found: Vec<&str> = self
+            .stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .collect();
+        match found[..] {
+            [line] => line,
+            _ => panic!(
+                "{}: expected one line starting with {prefix:?}:\n{}",
+                self.name, self.stdout
+            ),
+        }
+    }
+
+    /// The `key=value` fields of the one line of stdout that starts with `tag`.
+    #[track_caller]
+    pub fn fields(&self, tag: &str) -> BTreeMap<String, String> {
+        self.line(tag)
+            .split_whitespace()
+            .map(|field| {
+                let (key, value) = field
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("{}: not key=value: {field:?}", self.name));
+                (key.to_string(), value.to_string())
+            })
+            .collect()
     }
 }
 
 impl RunningChild {
+    /// Sets how long any one wait on this child may take (default [`CHILD_DEADLINE`]).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    pub fn pid(&self) -> libc::pid_t {
+        self.child.as_ref().expect("already waited for").id() as libc::pid_t
+    }
+
+    /// The child's exit status, if it has exited (it is not reaped twice).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// The file the child's stderr goes to.
+    pub fn stderr_path(&self) -> &Path {
+        &self.stderr
+    }
+
+    /// What the child printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     /// Waits until the child creates `path`, failing at once if it exits first.
+    #[track_caller]
     pub fn wait_for_file(&mut self, path: &Path) {
-        let deadline = Instant::now() + CHILD_DEADLINE;
+        let deadline = Instant::now() + self.deadline;
         while !path.exists() {
             let exited = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten());
-            let stderr = || fs::read_to_string(&self.stderr).unwrap_or_default();
             assert!(
                 exited.is_none(),
                 "child {} exited ({exited:?}) before creating {}:\n{}",
                 self.name,
                 path.display(),
-                stderr()
+                self.stderr()
             );
             assert!(
                 Instant::now() < deadline,
                 "child {} never created {}:\n{}",
                 self.name,
                 path.display(),
-                stderr()
+                self.stderr()
             );
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -222,17 +246,31 @@ impl RunningChild {
                 panic!(
                     "child {} hung; stderr so far:\n{}",
                     self.name,
-                    fs::read_to_string(&self.stderr).unwrap_or_default()
+                    self.stderr()
                 );
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         };
         Finished {
             name: self.name.clone(),
             status,
             stdout: fs::read_to_string(&self.stdout).unwrap_or_default(),
-            stderr: fs::read_to_string(&self.stderr).unwrap_or_default(),
+            stderr: self.stderr(),
         }
+    }
+
+    /// Waits for the child, for at most its deadline.
+    pub fn finish(self) -> Finished {
+        let deadline = Instant::now() + self.deadline;
+        self.wait(deadline)
+    }
+
+    /// Kills the child now (SIGKILL) and reaps it.
+    pub fn kill(mut self) -> Finished {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+        }
+        self.finish()
     }
 }
 
@@ -245,153 +283,5 @@ impl Drop for RunningChild {
     }
 }
 
-/// Writer processes of one test, sharing one sync directory. Each runs the test binary's
-/// `worker_entry` test, which must call `worker_main`.
-pub struct Fleet {
-    pub sync: PathBuf,
-    configs: BTreeMap<u32, WorkerConfig>,
-    running: Vec<(u32, RunningChild)>,
-}
-
-impl Fleet {
-    pub fn new(sync: &Path) -> Self {
-        fs::create_dir_all(sync).expect("create sync dir");
-        Fleet {
-            sync: sync.to_path_buf(),
-            configs: BTreeMap::new(),
-            running: Vec::new(),
-        }
-    }
-
-    /// Spawns one worker per process number, waits until all have built their
-    /// `SharedFile`, then lets them go (workers spawned after the first `start` go as
-    /// soon as they are ready).
-    pub fn start(&mut self, processes: impl IntoIterator<Item = u32>, config: &WorkerConfig) {
-        let exe = std::env::current_exe().expect("current_exe");
-        let processes: Vec<u32> = processes.into_iter().collect();
-        for &process in &processes {
-            let numbers: Vec<String> = [config.max_bytes, config.max_files as u64]
-                .into_iter()
-                .chain([u64::from(config.threads)])
-                .chain(config.phases.iter().copied())
-                .map(|n| n.to_string())
-                .collect();
-            let child = spawn_entry(
-                &exe,
-                "worker_entry",
-                &self.sync,
-                &format!("worker{process}"),
-                |command| {
-                    command
-                        .env(WORKER_ENV, process.to_string())
-                        .env(WORKER_LOG_ENV, &config.log)
-                        .env(WORKER_SYNC_ENV, &self.sync)
-                        .env(WORKER_CONFIG_ENV, numbers.join(","));
-                },
-            );
-            self.configs.insert(process, config.clone());
-            self.running.push((process, child));
-        }
-        for &process in &processes {
-            self.wait_for(&format!("ready.{process}"));
-        }
-        touch(&self.sync.join("go"));
-    }
-
-    /// Waits for a file in the sync directory, failing early if a worker died.
-    fn wait_for(&mut self, name: &str) {
-        let path = self.sync.join(name);
-        self.wait_until(name, || path.exists());
-    }
-
-    /// Waits until `done()`, failing early if a worker died.
-    pub fn wait_until(&mut self, name: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + CHILD_DEADLINE;
-        while !done() {
-            for (process, running) in &mut self.running {
-                if let Some(child) = &mut running.child
-                    && let Ok(Some(status)) = child.try_wait()
-                    && !status.success()
-                {
-                    panic!(
-                        "worker {process} died ({status}) while the test waited for {name}:\n{}",
-                        fs::read_to_string(&running.stderr).unwrap_or_default()
-                    );
-                }
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {name}");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Waits until every worker in `processes` finished phase `phase`, then lets them on.
-    pub fn resume(&mut self, processes: impl IntoIterator<Item = u32>, phase: usize) {
-        for process in processes {
-            self.wait_for(&format!("phase{phase}.{process}"));
-        }
-        touch(&self.sync.join(format!("resume{phase}")));
-    }
-
-    /// The process ids of the workers not yet waited for.
-    pub fn pids(&self) -> Vec<libc::pid_t> {
-        self.running
-            .iter()
-            .filter_map(|(_, running)| running.child.as_ref())
-            .map(|child| child.id() as libc::pid_t)
-            .collect()
-    }
-
-    /// Waits for every worker; returns each one's outcome and the stats it wrote.
-    pub fn finish(mut self) -> Vec<WorkerOutcome> {
-        let deadline = Instant::now() + CHILD_DEADLINE;
-        let running = std::mem::take(&mut self.running);
-        running
-            .into_iter()
-            .map(|(process, child)| {
-                let finished = child.wait(deadline);
-                finished.assert_success();
-                let stats_text = fs::read_to_string(self.sync.join(format!("stats.{process}")))
-                    .unwrap_or_else(|e| panic!("worker {process} wrote no stats: {e}"));
-                WorkerOutcome {
-                    process,
-                    config: self.configs[&process].clone(),
-                    stats: parse_stats(&stats_text),
-                    finished,
-                }
-            })
-            .collect()
-    }
-}
-
-/// How one worker of a `Fleet` ended, and what it was asked to do.
-pub struct WorkerOutcome {
-    pub process: u32,
-    pub config: WorkerConfig,
-    pub stats: HashMap<String, String>,
-    pub finished: Finished,
-}
-
-impl WorkerOutcome {
-    pub fn stat(&self, name: &str) -> u64 {
-        self.stats[name].parse().unwrap()
-    }
-
-    pub fn expected_events(&self) -> u64 {
-        u64::from(self.config.threads) * self.config.total_per_thread()
-    }
-
-    pub fn writers(&self) -> impl Iterator<Item = WriterId> + '_ {
-        (0..self.config.threads).map(|thread| WriterId {
-            process: self.process,
-            thread,
-        })
-    }
-}
-
-/// `key=value` pairs separated by spaces or newlines.
-fn parse_stats(text: &str) -> HashMap<String, String> {
-    text.split([' ', '\n'])
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+// Where they were before `Fleet` had a module of its own.
+pub use super::fleet::{Fleet, WorkerConfig, WorkerOutcome, worker_main};

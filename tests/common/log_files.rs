@@ -53,3 +53,31 @@ pub fn parse_record(line: &str) -> Option<(WriterId, u64)> {
     let writer = WriterId { process, thread };
     (rest == record(writer, seq)).then_some((writer, seq))
 }
+
+/// Takes the flock of `log`'s lock file (`<log>.lock`, created if missing) through an
+/// open file description of the test's own, as another process would: a writer waits for
+/// it until the returned file is dropped or unlocked.
+pub fn hold_lock(log: &Path) -> fs::File {
+    let mut lock_path = log.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
+    lock.lock().unwrap();
+    lock
+}
+
+/// What a lock-holder child does: holds the lock of `<dir>/app.log`, creates
+/// `<dir>/held` once it has it, and lets go when `<dir>/release` appears or at `until`
+/// (so that it never outlives its test).
+pub fn hold_lock_until_released(dir: &Path, until: Instant) {
+    let _lock = hold_lock(&dir.join("app.log"));
+    fs::write(dir.join("held"), b"").unwrap();
+    while !dir.join("release").exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

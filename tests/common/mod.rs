@@ -1,15 +1,38 @@
 //! Code shared by the integration tests: the record workload, the child-process writer,
-//! child processes waited for with a deadline, the files of a rotated log, and the
-//! verifier. Each test binary uses a different part of it.
-#![allow(dead_code)]
+//! child processes waited for with a deadline, forked children, the files of a rotated
+//! log, and the verifier. Each test binary uses a different part of it; tests/README.md
+//! says which part is for what.
+#![allow(dead_code, unused_imports, unused_macros)]
 
 pub mod children;
+pub mod fleet;
+pub mod forked;
 pub mod immutable;
 pub mod log_files;
 pub mod verifier;
 pub mod workload;
 
-/// A command that runs only the test `entry` of the test binary at `exe` (this one, or a
+/// The full test name of `entry`, a test function of the module whose `module_path!()`
+/// is `module_path`: the path without the crate's name. So a child selects the same test
+/// whether the module is a test binary of its own or one module of an area's binary.
+pub fn entry_name(module_path: &str, entry: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, module)) => format!("{module}::{entry}"),
+        None => entry.to_string(),
+    }
+}
+
+/// `entry!(name)`: the full test name of the test function `name` of the calling module
+/// (checked to exist at compile time), for [`entry_command`] and the child spawners.
+macro_rules! entry {
+    ($entry:ident) => {{
+        let _: fn() = $entry;
+        $crate::common::entry_name(module_path!(), stringify!($entry))
+    }};
+}
+pub(crate) use entry;
+
+/// A command that runs only the test `entry` (a full test name) of the test binary at `exe` (this one, or a
 /// copy of it), as the child processes of the multi-process tests do.
 pub fn entry_command_of(exe: &std::path::Path, entry: &str) -> std::process::Command {
     let mut command = std::process::Command::new(exe);

@@ -7,6 +7,19 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+// Submodules by `#[path]`, so that the examples, which include this file by path, find
+// them too.
+#[path = "workload/policy.rs"]
+mod policy;
+#[path = "workload/workers.rs"]
+mod workers;
+
+// Not every includer uses both (an example may use neither).
+#[allow(unused_imports)]
+pub use policy::RotationPolicy;
+#[allow(unused_imports)]
+pub use workers::Workers;
+
 /// Identifies one writer: a thread in a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WriterId {
@@ -80,115 +93,6 @@ pub struct WriterSpec {
     /// the defaults: a tiny queue keeps producers waiting for room and the background
     /// thread waking up.
     pub queue_bytes: Option<usize>,
-}
-
-/// The rotation policy options of a worker's `SharedFile`, beyond `max_bytes` and
-/// `max_files`. The default is the library's default: none of them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RotationPolicy {
-    pub rotate_every: Option<tracing_shared_file::Period>,
-    /// `utc_offset`, in seconds east of UTC.
-    pub utc_offset_secs: i32,
-    /// `naming(Naming::Timestamped)` rather than the default numbered names.
-    pub timestamped: bool,
-    pub max_age: Option<Duration>,
-    pub max_total_bytes: Option<u64>,
-    pub compress: bool,
-}
-
-impl RotationPolicy {
-    /// Sets these options on `builder`.
-    pub fn apply(&self, mut builder: tracing_shared_file::Builder) -> tracing_shared_file::Builder {
-        use tracing_shared_file::{Naming, UtcOffset};
-        if let Some(period) = self.rotate_every {
-            builder = builder.rotate_every(period);
-        }
-        if self.utc_offset_secs != 0 {
-            let offset =
-                UtcOffset::from_whole_seconds(self.utc_offset_secs).expect("a valid UTC offset");
-            builder = builder.utc_offset(offset);
-        }
-        if self.timestamped {
-            builder = builder.naming(Naming::Timestamped);
-        }
-        if let Some(age) = self.max_age {
-            builder = builder.max_age(age);
-        }
-        if let Some(bytes) = self.max_total_bytes {
-            builder = builder.max_total_bytes(bytes);
-        }
-        if self.compress {
-            builder = builder.compress(true);
-        }
-        builder
-    }
-
-    /// `key=value` pairs separated by commas, for an environment variable.
-    fn encode(&self) -> String {
-        use tracing_shared_file::Period;
-        let mut pairs = Vec::new();
-        if let Some(period) = self.rotate_every {
-            pairs.push(match period {
-                Period::Minute => "every=minute".to_string(),
-                Period::Hour => "every=hour".to_string(),
-                Period::Day => "every=day".to_string(),
-                Period::Week => "every=week".to_string(),
-                // Milliseconds, so that an invalid period reaches the builder as it is.
-                Period::Every(length) => format!("every_ms={}", length.as_millis()),
-                other => panic!("no encoding for {other:?}"),
-            });
-        }
-        pairs.push(format!("offset={}", self.utc_offset_secs));
-        if self.timestamped {
-            pairs.push("timestamped=1".to_string());
-        }
-        if let Some(age) = self.max_age {
-            pairs.push(format!("max_age_ms={}", age.as_millis()));
-        }
-        if let Some(bytes) = self.max_total_bytes {
-            pairs.push(format!("max_total_bytes={bytes}"));
-        }
-        if self.compress {
-            pairs.push("compress=1".to_string());
-        }
-        pairs.join(",")
-    }
-
-    fn decode(text: &str) -> Self {
-        use tracing_shared_file::Period;
-        let mut policy = RotationPolicy::default();
-        for pair in text.split(',').filter(|pair| !pair.is_empty()) {
-            let (key, value) = pair
-                .split_once('=')
-                .unwrap_or_else(|| panic!("bad policy pair {pair:?}"));
-            let number = || -> u64 {
-                value
-                    .parse()
-                    .unwrap_or_else(|_| panic!("policy {key} not a number"))
-            };
-            match key {
-                "every" => {
-                    policy.rotate_every = Some(match value {
-                        "minute" => Period::Minute,
-                        "hour" => Period::Hour,
-                        "day" => Period::Day,
-                        "week" => Period::Week,
-                        _ => panic!("unknown period {value:?}"),
-                    });
-                }
-                "every_ms" => {
-                    policy.rotate_every = Some(Period::Every(Duration::from_millis(number())));
-                }
-                "offset" => policy.utc_offset_secs = value.parse().expect("offset not a number"),
-                "timestamped" => policy.timestamped = true,
-                "max_age_ms" => policy.max_age = Some(Duration::from_millis(number())),
-                "max_total_bytes" => policy.max_total_bytes = Some(number()),
-                "compress" => policy.compress = true,
-                _ => panic!("unknown policy key {key:?}"),
-            }
-        }
-        policy
-    }
 }
 
 /// How a worker hands its records to the library.
@@ -517,135 +421,13 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
     log.stats()
 }
 
-/// Worker processes started together: each is spawned, built and ready before any logs.
-#[derive(Debug)]
-pub struct Workers {
-    children: Vec<(u32, std::process::Child)>,
-    /// Where each worker's stderr goes, by process number.
-    stderr: std::collections::HashMap<u32, PathBuf>,
-}
-
-fn worker_stderr(process: u32, sync_dir: &Path) -> PathBuf {
-    sync_dir.join(format!("stderr.{process}"))
-}
-
-impl Workers {
-    fn stderr_of(&self, process: u32) -> String {
-        self.stderr
-            .get(&process)
-            .and_then(|path| std::fs::read_to_string(path).ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Workers {
-    /// Spawns one worker per spec with `command()` (a command that runs [`run_writer`]
-    /// when it finds a spec in its environment), waits until all are ready, then lets them
-    /// all start at once.
-    pub fn start(command: impl Fn() -> std::process::Command, specs: &[WriterSpec]) -> Self {
-        let children = specs
-            .iter()
-            .map(|spec| {
-                let mut cmd = command();
-                spec.apply(&mut cmd);
-                // A worker's stdout is the test harness's chatter. Its stderr carries panics
-                // and the library's reports, which a test that provokes failures expects:
-                // it goes to a file, shown only when the worker fails.
-                cmd.stdout(std::process::Stdio::null());
-                let stderr = std::fs::File::create(worker_stderr(spec.process, &spec.sync_dir))
-                    .expect("cannot create a worker's stderr file");
-                cmd.stderr(stderr);
-                let child = cmd.spawn().expect("cannot spawn worker");
-                (spec.process, child)
-            })
-            .collect();
-        let stderr = specs
-            .iter()
-            .map(|spec| (spec.process, worker_stderr(spec.process, &spec.sync_dir)))
-            .collect();
-        let mut workers = Workers { children, stderr };
-        for spec in specs {
-            workers.wait_until_ready(spec);
-        }
-        if let Some(spec) = specs.first() {
-            std::fs::write(spec.sync_dir.join("go"), b"").expect("cannot signal go");
-        }
-        workers
-    }
-
-    /// Waits for `spec`'s worker to signal ready; fails at once if it died instead.
-    fn wait_until_ready(&mut self, spec: &WriterSpec) {
-        let ready = spec.sync_dir.join(format!("ready.{}", spec.process));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ready.exists() {
-            for (process, child) in &mut self.children {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let process = *process;
-                    panic!(
-                        "worker {process} exited before it was ready: {status}\n{}",
-                        self.stderr_of(process)
-                    );
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "worker {} never got ready",
-                spec.process
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Waits for every worker and panics if one failed.
-    pub fn wait(mut self) {
-        for (process, child) in &mut self.children {
-            let status = child.wait().expect("cannot wait for worker");
-            if !status.success() {
-                let process = *process;
-                panic!(
-                    "worker {process} failed: {status}\n{}",
-                    self.stderr_of(process)
-                );
-            }
-        }
-        self.children.clear();
-    }
-
-    /// Like [`Workers::wait`], but fails (killing them all) if they are not all done
-    /// within `limit`: a hang fails the test instead of stalling it.
-    pub fn wait_within(mut self, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        for (process, child) in &mut self.children {
-            let status = loop {
-                if let Some(status) = child.try_wait().expect("cannot wait for worker") {
-                    break status;
-                }
-                // Unwinding drops `self`, which kills every worker.
-                assert!(
-                    Instant::now() < deadline,
-                    "worker {process} was not done within {limit:?}"
-                );
-                std::thread::sleep(Duration::from_millis(2));
-            };
-            if !status.success() {
-                let process = *process;
-                panic!(
-                    "worker {process} failed: {status}\n{}",
-                    self.stderr_of(process)
-                );
-            }
-        }
-        self.children.clear();
-    }
-}
-
-impl Drop for Workers {
-    /// A panicking test must not leave workers behind.
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+/// The child side of most `Workers` tests: does nothing unless this process was started
+/// with a [`WriterSpec`] in its environment; then runs [`run_writer`] and saves the stats
+/// for the test to read ([`WriterSpec::saved_stats`]).
+pub fn run_worker_saving_stats() {
+    if let Some(spec) = WriterSpec::from_env() {
+        let stats = run_writer(&spec);
+        spec.save_stats(&stats);
     }
 }
 

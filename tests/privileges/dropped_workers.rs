@@ -9,13 +9,15 @@
 //!   grandchild logs every record too, even under umask 077.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
+use crate::common;
+use crate::common::children::Finished;
+use crate::common::forked::{exited_ok, wait_forked};
 use crate::common::verifier::{Expect, Verifier};
 use crate::common::workload::{WriterId, fmt_line};
 use crate::support::{
-    BASE_UID, Counts, DEADLINE, GROUP, MAX_BYTES, MAX_FILES, Mode, REPORT_PREFIX, Scratch,
-    all_group_shared, credentials, modes_and_groups, skipped_without_root,
+    BASE_UID, Counts, GROUP, MAX_BYTES, MAX_FILES, Mode, REPORT_PREFIX, Scratch, all_group_shared,
+    credentials, modes_and_groups, skipped_without_root,
 };
 use tracing_shared_file::SharedFile;
 
@@ -66,32 +68,6 @@ fn drop_privileges(group: u32) {
     if !dropped {
         exit(2);
     }
-}
-
-/// Waits for the forked child `pid`, killing it at the deadline; its exit status, or
-/// `None` if it hung.
-fn wait_child(pid: libc::pid_t) -> Option<libc::c_int> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut status = 0;
-    loop {
-        // SAFETY: waitpid on our own child.
-        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            // SAFETY: kill and reap our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-fn exited_ok(status: Option<libc::c_int>) -> bool {
-    status.is_some_and(|status| libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
 }
 
 /// The root parent. `unsearchable`: builds, forks a worker (before it ever logs, so that
@@ -151,7 +127,7 @@ fn dropping_parent_entry() {
     }
     let first = u64::from(grandchild);
     let logged = (first..LINES).all(|seq| write_line(&log, PARENT, seq).is_ok());
-    let worker_ok = exited_ok(wait_child(worker));
+    let worker_ok = wait_forked(worker).is_some_and(exited_ok);
     println!("\nPARENT {}", Counts::of(&log.stats()).to_fields());
     assert!(logged, "the parent could not log");
     assert!(
@@ -180,7 +156,7 @@ fn run_worker_and_grandchild(log: &SharedFile) -> ! {
     }
     let worker_ok =
         first && grandchild > 0 && (1..LINES).all(|seq| write_line(log, WORKER, seq).is_ok());
-    let grandchild_ok = exited_ok(wait_child(grandchild));
+    let grandchild_ok = wait_forked(grandchild).is_some_and(exited_ok);
     write_stdout(&format!(
         "\nWORKER {} {}\n",
         credentials(),
@@ -194,19 +170,19 @@ fn run_worker_and_grandchild(log: &SharedFile) -> ! {
     })
 }
 
-fn run_parent(scratch: &Scratch, log: &Path, scenario: &str) -> crate::support::Finished {
+fn run_parent(scratch: &Scratch, log: &Path, scenario: &str) -> Finished {
     let exe = std::env::current_exe().unwrap();
     let finished = scratch
         .spawn(
             &exe,
-            "dropped_workers::dropping_parent_entry",
+            &common::entry!(dropping_parent_entry),
             scenario,
             |command| {
                 command.env(LOG_ENV, log).env(SCENARIO_ENV, scenario);
             },
         )
         .finish();
-    finished.assert_success();
+    finished.assert_exited_ok();
     finished
 }
 

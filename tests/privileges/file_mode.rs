@@ -16,9 +16,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 
+use crate::common;
 use crate::common::verifier::{Expect, Verifier};
 use crate::common::workload::{WriterId, fmt_line};
-use crate::support::{Counts, MAX_FILES, Mode, Scratch};
+use crate::support::{Counts, CountsOf, MAX_FILES, Mode, Scratch};
 use tracing_shared_file::{ErrorKind, SharedFile};
 
 const UMASK_ENV: &str = "TSF_PRIVILEGES_UMASK";
@@ -86,7 +87,7 @@ fn modes_after_a_run(umask: u32, file_mode: Option<u32>) -> BTreeMap<String, Mod
     let scratch = Scratch::new(None, 0o755);
     let exe = std::env::current_exe().unwrap();
     let finished = scratch
-        .spawn(&exe, "file_mode::umask_entry", "umask", |command| {
+        .spawn(&exe, &common::entry!(umask_entry), "umask", |command| {
             command
                 .env(UMASK_LOG_ENV, scratch.log())
                 .env(UMASK_ENV, format!("{umask:o}"))
@@ -96,7 +97,7 @@ fn modes_after_a_run(umask: u32, file_mode: Option<u32>) -> BTreeMap<String, Mod
                 );
         })
         .finish();
-    finished.assert_success();
+    finished.assert_exited_ok();
     assert_eq!(finished.reports(), Vec::<&str>::new(), "nothing failed");
     let counts = finished.counts();
     counts.assert_clean("the process", LINES);
@@ -319,14 +320,14 @@ fn directories_the_crate_creates_take_file_mode_with_search_where_it_gives_read(
     let finished = scratch
         .spawn(
             &exe,
-            "file_mode::directory_modes_entry",
+            &common::entry!(directory_modes_entry),
             "dir-modes",
             |command| {
                 command.env(DIR_MODES_ENV, &scratch.logs);
             },
         )
         .finish();
-    finished.assert_success();
+    finished.assert_exited_ok();
 
     let mode_of = |path: &std::path::Path| {
         Mode::of(&fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common;
 use crate::common::verifier::{Expect, Verifier};
 use crate::common::workload::WriterId;
 use crate::support::{
@@ -289,9 +290,9 @@ fn forked_workers_that_drop_privileges_log_and_rotate(scenario: Scenario) {
             .unwrap();
     }
     let exe = std::env::current_exe().unwrap();
-    let mut parent = scratch.spawn(
+    let parent = scratch.spawn(
         &exe,
-        "forked_workers::prefork_parent_entry",
+        &common::entry!(prefork_parent_entry),
         "parent",
         |command| {
             command
@@ -300,7 +301,7 @@ fn forked_workers_that_drop_privileges_log_and_rotate(scenario: Scenario) {
         },
     );
     let finished = parent.finish();
-    finished.assert_success();
+    finished.assert_exited_ok();
     assert_eq!(finished.reports(), Vec::<&str>::new(), "nothing failed");
 
     let parent_fields = finished.fields("PARENT");
@@ -354,7 +355,19 @@ fn forked_workers_that_drop_privileges_log_and_rotate(scenario: Scenario) {
         "the workers rotated: {rotations:?}\n{report}"
     );
 
-    let files = scratch.log_files(report.archives);
+    assert_modes_and_owners(&scratch, scenario, report.archives, &rotations);
+}
+
+/// Every file is shared with the group (the lock file too, unless root made it first,
+/// `0600`); root made the lock file; the parent made the first log file, and each
+/// rotation a new one, as its rotator.
+fn assert_modes_and_owners(
+    scratch: &Scratch,
+    scenario: Scenario,
+    archives: usize,
+    rotations: &BTreeMap<u32, u64>,
+) {
+    let files = scratch.log_files(archives);
     let mut expected = all_group_shared(&files);
     if scenario == Scenario::LockFileOnlyRootMayOpen {
         // Its group is the directory's, but the group may not even read it.

@@ -1,5 +1,5 @@
 //! Processes of different users sharing one log, and the modes of the files the crate
-//! creates (issue 8).
+//! creates.
 //!
 //! - [`forked_workers`]: a root parent with `file_mode(0o660)` forks workers that drop to
 //!   unprivileged users; they go on logging and rotating.

@@ -12,10 +12,12 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 
+use crate::common;
+use crate::common::children::RunningChild;
 use crate::common::verifier::{Expect, Verifier};
 use crate::common::workload::{WriterId, fmt_line, wait_for_file};
 use crate::support::{
-    BASE_UID, Counts, GROUP, MAX_BYTES, MAX_FILES, Mode, REPORT_PREFIX, Running, Scratch,
+    BASE_UID, Counts, CountsOf, GROUP, MAX_BYTES, MAX_FILES, Mode, REPORT_PREFIX, Scratch,
     all_group_shared, credentials, log_files_by_owner, log_records, modes_and_groups,
     skipped_without_root, touch,
 };
@@ -41,11 +43,17 @@ const DENIED_MAX_BYTES: u64 = 1024;
 /// Starts `unprivileged_entry` as `uid` and `gid` with no supplementary groups (the
 /// standard library drops them when a root parent sets the user), as `role`, under umask
 /// 022 (so that files made without `file_mode` come out 0644).
-fn spawn_unprivileged(scratch: &Scratch, role: &str, process: u32, uid: u32, gid: u32) -> Running {
+fn spawn_unprivileged(
+    scratch: &Scratch,
+    role: &str,
+    process: u32,
+    uid: u32,
+    gid: u32,
+) -> RunningChild {
     let exe = scratch.test_binary();
     scratch.spawn(
         &exe,
-        "separate_users::unprivileged_entry",
+        &common::entry!(unprivileged_entry),
         &format!("{role}.{process}"),
         |command| {
             command
@@ -153,21 +161,21 @@ fn two_users_sharing_a_group_both_log_every_record_and_both_rotate() {
     }
     let scratch = Scratch::new(Some(GROUP), 0o2770);
     let processes = [1, 2];
-    let mut children: Vec<Running> = processes
+    let mut children: Vec<RunningChild> = processes
         .iter()
         .map(|&process| spawn_unprivileged(&scratch, "share", process, BASE_UID + process, GROUP))
         .collect();
     for (child, process) in children.iter_mut().zip(processes) {
-        child.wait_for(&scratch.sync.join(format!("ready.{process}")));
+        child.wait_for_file(&scratch.sync.join(format!("ready.{process}")));
     }
     touch(&scratch.sync.join("go"));
 
     let mut rotations = BTreeMap::new();
     let mut verifier = Verifier::new(scratch.log(), MAX_BYTES, MAX_FILES);
-    for (child, process) in children.iter_mut().zip(processes) {
+    for (child, process) in children.into_iter().zip(processes) {
         let uid = BASE_UID + process;
         let finished = child.finish();
-        finished.assert_success();
+        finished.assert_exited_ok();
         assert_eq!(finished.reports(), Vec::<&str>::new(), "nothing failed");
         assert_eq!(
             finished.line("CREDENTIALS"),
@@ -221,9 +229,9 @@ fn a_user_outside_the_group_is_told_which_file_and_why_when_it_builds() {
     // Others may search the directory, to reach the files; only the group may create.
     let scratch = Scratch::new(Some(GROUP), 0o2775);
     let (creator, intruder) = (BASE_UID + 1, BASE_UID + 2);
-    let mut create = spawn_unprivileged(&scratch, "create", 1, creator, GROUP);
+    let create = spawn_unprivileged(&scratch, "create", 1, creator, GROUP);
     let created = create.finish();
-    created.assert_success();
+    created.assert_exited_ok();
     assert_eq!(
         created.line("CREDENTIALS"),
         format!("uid={creator} gid={GROUP} groups=0")
@@ -248,9 +256,9 @@ fn a_user_outside_the_group_is_told_which_file_and_why_when_it_builds() {
         "without file_mode, umask 022 gives 0644"
     );
 
-    let mut build = spawn_unprivileged(&scratch, "build", 2, intruder, intruder);
+    let build = spawn_unprivileged(&scratch, "build", 2, intruder, intruder);
     let finished = build.finish();
-    finished.assert_success();
+    finished.assert_exited_ok();
     assert_eq!(
         finished.line("CREDENTIALS"),
         format!("uid={intruder} gid={intruder} groups=0")
@@ -294,7 +302,7 @@ fn a_lock_file_replaced_by_one_the_process_cannot_open_drops_events_and_names_it
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
     }
     let mut child = spawn_unprivileged(&scratch, "lose-lock", 1, user, user);
-    child.wait_for(&scratch.sync.join("written"));
+    child.wait_for_file(&scratch.sync.join("written"));
     // A lock file only root may open takes the place of the one the process locks.
     fs::remove_file(scratch.lock()).unwrap();
     fs::OpenOptions::new()
@@ -305,7 +313,7 @@ fn a_lock_file_replaced_by_one_the_process_cannot_open_drops_events_and_names_it
         .unwrap();
     touch(&scratch.sync.join("replaced"));
     let finished = child.finish();
-    finished.assert_success();
+    finished.assert_exited_ok();
     assert_eq!(
         finished.line("CREDENTIALS"),
         format!("uid={user} gid={user} groups=0")
@@ -371,7 +379,7 @@ fn a_user_who_may_not_write_the_directory_cannot_rotate_and_is_told_why() {
     }
     let user = BASE_UID + 1;
     let finished = spawn_unprivileged(&scratch, "rotate-denied", 1, user, GROUP).finish();
-    finished.assert_success();
+    finished.assert_exited_ok();
     assert_eq!(
         finished.line("CREDENTIALS"),
         format!("uid={user} gid={GROUP} groups=0")

@@ -2,13 +2,13 @@
 //! processes run with a deadline, and the counters they print.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
+use std::fs::{self};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::common;
+use crate::common::children::{Finished, RunningChild, spawn_entry};
 use crate::common::workload::{WriterId, record};
 use tracing_shared_file::Stats;
 
@@ -22,7 +22,7 @@ pub(crate) const MAX_FILES: usize = 100_000;
 /// Any wait for a child longer than this is a hang.
 pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 /// The prefix of every line the library prints on stderr.
-pub(crate) const REPORT_PREFIX: &str = "tracing-shared-file:";
+pub(crate) use crate::common::children::{REPORT_PREFIX, touch};
 
 /// Switching to other users needs root: without it, says so, and the test returns.
 pub(crate) fn skipped_without_root() -> bool {
@@ -38,10 +38,6 @@ pub(crate) fn log_records(writer: WriterId, seqs: std::ops::Range<u64>) {
     for seq in seqs {
         tracing::info!(target: "workload", "{}", record(writer, seq));
     }
-}
-
-pub(crate) fn touch(path: &Path) {
-    File::create(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
 }
 
 /// This process's user, group, and number of supplementary groups, as `key=value` fields.
@@ -179,32 +175,20 @@ impl Scratch {
         exe
     }
 
-    /// Starts `entry` of `exe` as `name`, with its output in files under `out`.
+    /// Starts `entry` of `exe` as `name`, in the scratch directory, with its output in
+    /// files under `out`.
     pub(crate) fn spawn(
         &self,
         exe: &Path,
         entry: &str,
         name: &str,
         configure: impl FnOnce(&mut Command),
-    ) -> Running {
-        let stdout = self.out.join(format!("{name}.stdout"));
-        let stderr = self.out.join(format!("{name}.stderr"));
-        let mut command = Command::new(exe);
-        command
-            .args(["--exact", entry, "--nocapture", "--test-threads=1"])
-            .current_dir(&self.root)
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).unwrap())
-            .stderr(File::create(&stderr).unwrap());
-        configure(&mut command);
-        let child = common::spawn_retrying(&mut command)
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Running {
-            name: name.to_string(),
-            child,
-            stdout,
-            stderr,
-        }
+    ) -> RunningChild {
+        spawn_entry(exe, entry, &self.out, name, |command| {
+            command.current_dir(&self.root);
+            configure(command);
+        })
+        .with_deadline(DEADLINE)
     }
 
     /// The names in `logs`, which must be exactly the live file, the lock file and
@@ -232,131 +216,14 @@ impl Scratch {
     }
 }
 
-/// A child process, killed if the test panics before it finished.
-pub(crate) struct Running {
-    name: String,
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
+/// The counters a child printed on its `STATS` line.
+pub(crate) trait CountsOf {
+    fn counts(&self) -> Counts;
 }
 
-impl Running {
-    /// Waits until `path` exists; fails if the child exits first, or at the deadline.
-    pub(crate) fn wait_for(&mut self, path: &Path) {
-        let deadline = Instant::now() + DEADLINE;
-        while !path.exists() {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "{} exited ({status}) before creating {}:\n{}",
-                    self.name,
-                    path.display(),
-                    fs::read_to_string(&self.stderr).unwrap_or_default()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never created {}",
-                self.name,
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Waits for the child to exit, and reads what it printed.
-    pub(crate) fn finish(&mut self) -> Finished {
-        let deadline = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} hung: still running after {DEADLINE:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        Finished {
-            name: self.name.clone(),
-            status,
-            stdout: fs::read_to_string(&self.stdout).unwrap(),
-            stderr: fs::read_to_string(&self.stderr).unwrap(),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// What a child printed, once it exited.
-pub(crate) struct Finished {
-    name: String,
-    status: ExitStatus,
-    pub(crate) stdout: String,
-    pub(crate) stderr: String,
-}
-
-impl Finished {
+impl CountsOf for Finished {
     #[track_caller]
-    pub(crate) fn assert_success(&self) {
-        assert!(
-            self.status.success(),
-            "{} failed ({}):\n--- stderr\n{}\n--- stdout\n{}",
-            self.name,
-            self.status,
-            self.stderr,
-            self.stdout
-        );
-    }
-
-    /// The lines the library printed on stderr.
-    pub(crate) fn reports(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|line| line.starts_with(REPORT_PREFIX))
-            .collect()
-    }
-
-    /// The rest of the one line of stdout that starts with `tag` and a space.
-    #[track_caller]
-    pub(crate) fn line(&self, tag: &str) -> &str {
-        let prefix = format!("{tag} ");
-        let found: Vec<&str> = self
-            .stdout
-            .lines()
-            .filter_map(|line| line.strip_prefix(&prefix))
-            .collect();
-        match found[..] {
-            [line] => line,
-            _ => panic!(
-                "{}: expected one line starting with {prefix:?}:\n{}",
-                self.name, self.stdout
-            ),
-        }
-    }
-
-    /// The `key=value` fields of the one line that starts with `tag`.
-    #[track_caller]
-    pub(crate) fn fields(&self, tag: &str) -> BTreeMap<String, String> {
-        self.line(tag)
-            .split_whitespace()
-            .map(|field| {
-                let (key, value) = field
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("{}: not key=value: {field:?}", self.name));
-                (key.to_string(), value.to_string())
-            })
-            .collect()
-    }
-
-    /// The counters the child printed on its `STATS` line.
-    #[track_caller]
-    pub(crate) fn counts(&self) -> Counts {
+    fn counts(&self) -> Counts {
         Counts::from_fields(&self.fields("STATS"))
     }
 }
