@@ -41,6 +41,8 @@ pub struct Builder {
     path: PathBuf,
     settings: Settings,
     on_error: Option<ErrorHook>,
+    /// A time zone asked for by name, or the system's, looked up by `build()`.
+    zone: Option<policy::ZoneChoice>,
 }
 
 impl SharedFile {
@@ -67,6 +69,7 @@ impl Builder {
             path: path.to_path_buf(),
             settings: Settings::default(),
             on_error: None,
+            zone: None,
         }
     }
 
@@ -253,8 +256,9 @@ impl Builder {
     pub fn build(self) -> Result<SharedFile, Error> {
         let Builder {
             path,
-            settings,
+            mut settings,
             on_error,
+            zone,
         } = self;
         if path.file_name().is_none() || ends_with_separator(&path) {
             return Err(Error::config(ErrorKind::NoFileName, &path));
@@ -276,6 +280,11 @@ impl Builder {
             .is_some_and(|period| period.seconds().is_none())
         {
             return Err(Error::config(ErrorKind::InvalidPeriod, &path));
+        }
+        if let Some(zone) = zone {
+            settings.zone = zone
+                .resolve()
+                .ok_or_else(|| Error::config(ErrorKind::UnknownTimeZone, &path))?;
         }
         if settings.compress && settings.naming != Naming::Timestamped {
             return Err(Error::config(ErrorKind::CompressionNeedsTimestamps, &path));
@@ -336,6 +345,7 @@ impl fmt::Debug for Builder {
             .field("path", &self.path)
             .field("settings", &self.settings)
             .field("on_error", &self.on_error.as_ref().map(|_| "<hook>"))
+            .field("zone", &self.zone)
             .finish()
     }
 }

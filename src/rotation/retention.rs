@@ -2,18 +2,29 @@
 //!
 //! Every limit deletes the oldest archives first, so together they delete a run of the
 //! oldest: an archive is never deleted while an older one is kept. Every archive counts
-//! towards every limit, whether a size or a time rotation made it.
+//! towards every limit, whether a size or a time rotation made it, and whichever naming
+//! made it: numbered (`app.log.3`, aged by its last modification) and timestamped
+//! (`app.log.2026-11-27T14-00-00Z`, aged by its stamp) archives of one log are listed
+//! together and merged oldest first, each form keeping its own order.
+//!
+//! A stamp more than [`FUTURE_TOLERANCE`] ahead of the clock (a clock stepped back, a
+//! peer's clock ahead) cannot be placed in time: such an archive is *unplaced*, taken as
+//! the oldest, so that `max_files` and `max_total_bytes` delete it first and the disk
+//! cannot fill behind it; `max_age`, which cannot know its age, deletes it only together
+//! with an older-stamped archive that it deletes anyway.
 
 use std::ffi::OsString;
 use std::io;
 use std::time::Duration;
 
 use super::LogName;
-use super::period::Schedule;
+use super::numbered;
+use super::period::{EARLIEST, FUTURE_TOLERANCE, Schedule};
 use super::timestamped::{self, Archive};
+use crate::platform::Kind;
 
 /// The limits on the archives kept; `max_files` always applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Limits {
     pub(crate) max_files: usize,
     pub(crate) max_age: Option<Duration>,
@@ -29,6 +40,7 @@ impl Limits {
     /// start but its last line may have come at the period's end.
     fn aged_from(&self, stamp: i64) -> i64 {
         self.schedule
+            .as_ref()
             .map_or(stamp, |schedule| schedule.end_of(stamp))
     }
 }
@@ -41,18 +53,40 @@ pub(crate) struct Kept {
     pub(crate) names: Vec<OsString>,
     pub(crate) time: i64,
     pub(crate) bytes: u64,
+    pub(crate) form: Form,
+}
+
+/// Which naming made an archive, as retention must know to delete it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `app.log.<index>`: renumbered by numbered rotations, so only they delete it.
+    Numbered(usize),
+    /// A timestamped name stamped at most [`FUTURE_TOLERANCE`] ahead of the clock.
+    Timestamped,
+    /// A timestamped name stamped further ahead: of unknown age, taken as the oldest.
+    Unplaced,
+    /// The live file, about to become the newest numbered archive.
+    Live,
 }
 
 /// How many of `archives` (oldest first) the limits delete, at `now`.
-pub(crate) fn how_many_to_delete(archives: &[Kept], limits: Limits, now: i64) -> usize {
+pub(crate) fn how_many_to_delete(archives: &[Kept], limits: &Limits, now: i64) -> usize {
     let by_count = archives.len().saturating_sub(limits.max_files);
-    // A run of the oldest, even where times are out of order (a file touched since).
+    // A run of the oldest, even where times are out of order (a file touched since),
+    // through unplaced archives only up to an aged one after them.
     let by_age = limits.max_age.map_or(0, |age| {
         let oldest_kept = now.saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
-        archives
-            .iter()
-            .take_while(|archive| archive.time < oldest_kept)
-            .count()
+        let mut run = 0;
+        for (position, archive) in archives.iter().enumerate() {
+            if archive.form == Form::Unplaced {
+                continue;
+            }
+            if archive.time >= oldest_kept {
+                break;
+            }
+            run = position + 1;
+        }
+        run
     });
     let by_size = limits.max_total_bytes.map_or(0, |limit| {
         let mut total = 0u64;
@@ -69,35 +103,126 @@ pub(crate) fn how_many_to_delete(archives: &[Kept], limits: Limits, now: i64) ->
     by_count.max(by_age).max(by_size)
 }
 
-/// The timestamped archives of `log`, oldest first, a plain file and its compressed copy
-/// counting as one, with their sizes (one `stat` each: the ledger must know them, for a
-/// process with `max_total_bytes` may come later).
-/// An archive's age counts from the time in its name (see `Limits::aged_from`).
-pub(crate) fn timestamped_archives(log: LogName<'_>, limits: Limits) -> io::Result<Vec<Kept>> {
-    let mut kept: Vec<Kept> = Vec::new();
+/// Every archive of `log`, numbered and timestamped, oldest first, with their sizes
+/// (one `stat` each: the ledger must know them, for a process with `max_total_bytes` may
+/// come later). A plain file and its compressed copy count as one. A timestamped
+/// archive's age counts from the time in its name (see `Limits::aged_from`), a numbered
+/// one's from its last modification.
+pub(crate) fn all_archives(log: LogName<'_>, limits: &Limits, now: i64) -> io::Result<Vec<Kept>> {
+    let mut prefix = log.name.as_encoded_bytes().to_vec();
+    prefix.push(b'.');
+    let mut stamped: Vec<Archive> = Vec::new();
+    let mut indexes: Vec<usize> = Vec::new();
+    for (name, kind) in log.dir.list(&prefix)? {
+        if !matches!(kind, Kind::File | Kind::Symlink) {
+            continue;
+        }
+        if let Some(archive) = timestamped::parse(log.name, &name) {
+            // Before 2000 is no stamp of ours: never deleted as one.
+            if archive.time >= EARLIEST {
+                stamped.push(archive);
+            }
+        } else if let Some(index) = numbered::parse_index(&name.as_encoded_bytes()[prefix.len()..])
+        {
+            indexes.push(index);
+        }
+    }
+    stamped.sort_by_key(|archive| (archive.time, archive.counter, archive.compressed));
+    let mut unplaced = Vec::new();
+    let mut placed = Vec::new();
     let mut last: Option<(i64, u32)> = None;
-    for Archive {
-        name,
-        time: stamp,
-        counter,
-        ..
-    } in timestamped::list(log)?
-    {
-        let bytes = log.dir.entry(&name)?.map_or(0, |entry| entry.len);
-        match kept.last_mut() {
-            Some(same) if last == Some((stamp, counter)) => {
-                same.names.push(name);
+    for archive in stamped {
+        let bytes = log.dir.entry(&archive.name)?.map_or(0, |entry| entry.len);
+        let key = Some((archive.time, archive.counter));
+        let future = archive.time > now.saturating_add(FUTURE_TOLERANCE);
+        let list: &mut Vec<Kept> = if future { &mut unplaced } else { &mut placed };
+        match list.last_mut() {
+            Some(same) if last == key => {
+                same.names.push(archive.name);
                 same.bytes = same.bytes.max(bytes);
             }
-            _ => kept.push(Kept {
-                names: vec![name],
-                time: limits.aged_from(stamp),
+            _ => list.push(Kept {
+                names: vec![archive.name],
+                time: limits.aged_from(archive.time),
                 bytes,
+                form: if future {
+                    Form::Unplaced
+                } else {
+                    Form::Timestamped
+                },
             }),
         }
-        last = Some((stamp, counter));
+        last = key;
     }
-    Ok(kept)
+    // Numbered archives oldest first: the highest number first.
+    indexes.sort_unstable_by(|a, b| b.cmp(a));
+    let mut numbered = Vec::with_capacity(indexes.len());
+    for index in indexes {
+        let name = numbered::archive_name(log.name, index);
+        let entry = log.dir.entry(&name)?;
+        numbered.push(Kept {
+            names: vec![name],
+            time: entry.map_or(now, |entry| entry.modified),
+            bytes: entry.map_or(0, |entry| entry.len),
+            form: Form::Numbered(index),
+        });
+    }
+    unplaced.extend(merge_oldest_first(placed, numbered));
+    Ok(unplaced)
+}
+
+/// Two lists, each oldest first in its own order, merged by time: each keeps its order
+/// (a numbered archive's number is its age rank, even when its time says otherwise).
+fn merge_oldest_first(a: Vec<Kept>, b: Vec<Kept>) -> Vec<Kept> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.time <= y.time,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return merged,
+        };
+        merged.extend(if take_a { a.next() } else { b.next() });
+    }
+}
+
+/// For a numbered rotation: deletes the timestamped archives that the limits doom, the
+/// live file counted as the newest archive, and returns how many numbered ones they doom
+/// (the oldest, which the renumbering deletes).
+pub(crate) fn doomed_for_numbered(
+    log: LogName<'_>,
+    limits: &Limits,
+    now: i64,
+) -> io::Result<usize> {
+    let mut archives = all_archives(log, limits, now)?;
+    let entry = log.dir.entry(log.name)?;
+    archives.push(Kept {
+        names: vec![log.name.to_os_string()],
+        time: entry.map_or(now, |entry| entry.modified),
+        bytes: entry.map_or(0, |entry| entry.len),
+        form: Form::Live,
+    });
+    // The live file is not deleted by its own rotation, whatever the limits say.
+    let doomed = how_many_to_delete(&archives, limits, now).min(archives.len() - 1);
+    let mut numbered = 0;
+    let mut first_error = None;
+    for archive in &archives[..doomed] {
+        match archive.form {
+            Form::Numbered(_) => numbered += 1,
+            _ => {
+                for name in &archive.names {
+                    if let Err(error) = log.dir.remove_if_there(name) {
+                        first_error.get_or_insert(error);
+                    }
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(numbered),
+    }
 }
 
 /// What the lock file's page records about the timestamped archives, so that a rotation
@@ -128,17 +253,17 @@ impl Ledger {
 
 /// A limit of `n` deletes down to `n - n/16` once it is exceeded: so with many archives a
 /// rotation lists the directory once every `n/16` rotations, not at every one.
-fn with_slack(limits: Limits) -> Limits {
+fn with_slack(limits: &Limits) -> Limits {
     Limits {
         max_files: limits.max_files - limits.max_files / 16,
         max_age: limits.max_age,
         max_total_bytes: limits.max_total_bytes.map(|bytes| bytes - bytes / 16),
-        schedule: limits.schedule,
+        schedule: limits.schedule.clone(),
     }
 }
 
 /// Whether, by the ledger, a limit may be exceeded.
-fn may_exceed(ledger: Ledger, limits: Limits, now: i64) -> bool {
+fn may_exceed(ledger: Ledger, limits: &Limits, now: i64) -> bool {
     ledger.count > limits.max_files as u64
         || limits
             .max_total_bytes
@@ -157,7 +282,7 @@ pub(crate) fn after_rotation(
     ledger: Option<Ledger>,
     archived: u64,
     named: (i64, u32),
-    limits: Limits,
+    limits: &Limits,
     now: i64,
 ) -> io::Result<Ledger> {
     if let Some(ledger) = ledger {
@@ -171,11 +296,11 @@ pub(crate) fn after_rotation(
             return Ok(ledger);
         }
     }
-    let archives = timestamped_archives(log, limits)?;
+    let archives = all_archives(log, limits, now)?;
     let doomed = match ledger {
         // Nothing was known: just the limits, with no slack to spend.
         None => how_many_to_delete(&archives, limits, now),
-        Some(_) => how_many_to_delete(&archives, with_slack(limits), now),
+        Some(_) => how_many_to_delete(&archives, &with_slack(limits), now),
     };
     // One that cannot be deleted (an immutable file) does not save the others the limits
     // doom: the disk must not fill up behind it. The failure is returned once all were
@@ -213,6 +338,7 @@ mod tests {
                 names: vec![OsString::from(format!("a{time}"))],
                 time,
                 bytes,
+                form: Form::Timestamped,
             })
             .collect()
     }
@@ -229,50 +355,53 @@ mod tests {
     #[test]
     fn each_limit_deletes_a_run_of_the_oldest() {
         let list = archives(&[(100, 10), (200, 10), (300, 10), (400, 10)]);
-        assert_eq!(how_many_to_delete(&list, limits(10, None, None), 1000), 0);
-        assert_eq!(how_many_to_delete(&list, limits(3, None, None), 1000), 1);
-        assert_eq!(how_many_to_delete(&list, limits(0, None, None), 1000), 4);
+        assert_eq!(how_many_to_delete(&list, &limits(10, None, None), 1000), 0);
+        assert_eq!(how_many_to_delete(&list, &limits(3, None, None), 1000), 1);
+        assert_eq!(how_many_to_delete(&list, &limits(0, None, None), 1000), 4);
         // Older than 250 s at 500: rotated before 250.
         assert_eq!(
-            how_many_to_delete(&list, limits(10, Some(250), None), 500),
+            how_many_to_delete(&list, &limits(10, Some(250), None), 500),
             2
         );
         assert_eq!(
-            how_many_to_delete(&list, limits(10, Some(400), None), 500),
+            how_many_to_delete(&list, &limits(10, Some(400), None), 500),
             0
         );
         // 25 bytes keep the two newest.
         assert_eq!(
-            how_many_to_delete(&list, limits(10, None, Some(25)), 500),
+            how_many_to_delete(&list, &limits(10, None, Some(25)), 500),
             2
         );
         assert_eq!(
-            how_many_to_delete(&list, limits(10, None, Some(40)), 500),
+            how_many_to_delete(&list, &limits(10, None, Some(40)), 500),
             0
         );
-        assert_eq!(how_many_to_delete(&list, limits(10, None, Some(5)), 500), 4);
+        assert_eq!(
+            how_many_to_delete(&list, &limits(10, None, Some(5)), 500),
+            4
+        );
     }
 
     #[test]
     fn slack_lets_many_rotations_pass_between_listings() {
         let limits = limits(500, None, Some(1600));
-        let slack = with_slack(limits);
+        let slack = with_slack(&limits);
         assert_eq!((slack.max_files, slack.max_total_bytes), (469, Some(1500)));
         // Small limits are exact.
-        assert_eq!(with_slack(self::limits(5, None, None)).max_files, 5);
+        assert_eq!(with_slack(&self::limits(5, None, None)).max_files, 5);
         let ledger = Ledger {
             count: 469,
             bytes: 1500,
             oldest: 100,
             newest: None,
         };
-        assert!(!may_exceed(ledger, limits, 1000));
+        assert!(!may_exceed(ledger, &limits, 1000));
         assert!(may_exceed(
             Ledger {
                 count: 501,
                 ..ledger
             },
-            limits,
+            &limits,
             1000
         ));
         assert!(may_exceed(
@@ -280,18 +409,18 @@ mod tests {
                 bytes: 1601,
                 ..ledger
             },
-            limits,
+            &limits,
             1000
         ));
         let aged = self::limits(500, Some(500), None);
-        assert!(!may_exceed(ledger, aged, 600));
-        assert!(may_exceed(ledger, aged, 601));
+        assert!(!may_exceed(ledger, &aged, 600));
+        assert!(may_exceed(ledger, &aged, 601));
         assert!(!may_exceed(
             Ledger {
                 oldest: i64::MAX,
                 ..ledger
             },
-            aged,
+            &aged,
             601
         ));
     }
@@ -300,7 +429,7 @@ mod tests {
     fn the_strictest_limit_wins() {
         let list = archives(&[(100, 10), (200, 10), (300, 10), (400, 10)]);
         assert_eq!(
-            how_many_to_delete(&list, limits(3, Some(250), Some(15)), 500),
+            how_many_to_delete(&list, &limits(3, Some(250), Some(15)), 500),
             3
         );
     }
@@ -367,12 +496,78 @@ mod tests {
             name: std::ffi::OsStr::new("app.log"),
             path: &path,
         };
-        let kept = timestamped_archives(log, limits(10, None, None)).unwrap();
+        let kept = all_archives(log, &limits(10, None, None), 1_800_000_000).unwrap();
         assert_eq!(kept.len(), 2, "{kept:?}");
         assert_eq!(kept[0].names.len(), 2);
         assert_eq!(
             kept[0].bytes,
             "app.log.2026-11-27T14-00-00Z.gz".len() as u64
+        );
+    }
+
+    fn file_at(dir: &std::path::Path, name: &str, modified: i64) {
+        let file = std::fs::File::create(dir.join(name)).unwrap();
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(modified as u64);
+        file.set_modified(at).unwrap();
+    }
+
+    /// Numbered archives by their last modification, timestamped ones by their stamp,
+    /// merged; a stamp more than an hour ahead of the clock first.
+    #[test]
+    fn both_namings_are_listed_together_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = super::super::period::parse_stamp(b"2026-11-27T14-00-00Z").unwrap();
+        file_at(dir.path(), "app.log.2", now - 400);
+        file_at(dir.path(), "app.log.2026-11-27T13-55-00Z", now);
+        file_at(dir.path(), "app.log.1", now - 200);
+        file_at(dir.path(), "app.log.2026-11-27T13-58-20Z", now);
+        file_at(dir.path(), "app.log.2026-11-27T17-00-00Z", now);
+        file_at(dir.path(), "app.log.2026-11-27T14-30-00Z", now);
+        let handle = crate::platform::Dir::open(dir.path()).unwrap();
+        let path = dir.path().join("app.log");
+        let log = LogName {
+            dir: &handle,
+            name: std::ffi::OsStr::new("app.log"),
+            path: &path,
+        };
+        let kept = all_archives(log, &limits(10, None, None), now).unwrap();
+        let names: Vec<&str> = kept.iter().map(|k| k.names[0].to_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "app.log.2026-11-27T17-00-00Z",
+                "app.log.2",
+                "app.log.2026-11-27T13-55-00Z",
+                "app.log.1",
+                "app.log.2026-11-27T13-58-20Z",
+                "app.log.2026-11-27T14-30-00Z",
+            ]
+        );
+        assert_eq!(kept[0].form, Form::Unplaced);
+        assert_eq!(kept[1].form, Form::Numbered(2));
+        // max_files counts all six.
+        assert_eq!(how_many_to_delete(&kept, &limits(4, None, None), now), 2);
+    }
+
+    /// max_age cannot know an unplaced archive's age: it deletes one only with an aged
+    /// archive after it, so that nothing is deleted while something older is kept.
+    #[test]
+    fn max_age_deletes_an_unplaced_archive_only_with_an_older_one() {
+        let mut list = archives(&[(5000, 10), (100, 10), (200, 10), (900, 10)]);
+        list[0].form = Form::Unplaced;
+        assert_eq!(
+            how_many_to_delete(&list, &limits(10, Some(500), None), 1000),
+            3
+        );
+        assert_eq!(
+            how_many_to_delete(&list, &limits(10, Some(950), None), 1000),
+            0
+        );
+        // By count and size it is the oldest.
+        assert_eq!(how_many_to_delete(&list, &limits(3, None, None), 1000), 1);
+        assert_eq!(
+            how_many_to_delete(&list, &limits(10, None, Some(30)), 1000),
+            1
         );
     }
 }
