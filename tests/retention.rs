@@ -207,15 +207,9 @@ impl LookAlikes {
             "app.log.2020-01-01t00-00-00z",
             "app.log.2020-01-01T00:00:00Z",
         ];
-        // The other naming's archives are not this appender's to delete.
-        if timestamped {
-            names.extend(["app.log.1", "app.log.7"]);
-        } else {
-            names.extend([
-                "app.log.2020-01-01T00-00-00Z",
-                "app.log.2020-01-01T00-00-00Z.gz",
-            ]);
-        }
+        // The other naming's archives are archives of this log too, counted and deleted
+        // oldest first by every limit (tests/retention_mixed_naming.rs): not look-alikes.
+        let _ = timestamped;
         let a_year_ago = now() - 365 * DAY;
         let paths = names
             .into_iter()

@@ -54,6 +54,9 @@ pub(crate) struct Kept {
     pub(crate) time: i64,
     pub(crate) bytes: u64,
     pub(crate) form: Form,
+    /// Its last write (seconds and nanoseconds): how archives of the two namings are
+    /// ordered between them, a stamp having only whole seconds.
+    pub(crate) written: (i64, u32),
 }
 
 /// Which naming made an archive, as retention must know to delete it.
@@ -132,7 +135,9 @@ pub(crate) fn all_archives(log: LogName<'_>, limits: &Limits, now: i64) -> io::R
     let mut placed = Vec::new();
     let mut last: Option<(i64, u32)> = None;
     for archive in stamped {
-        let bytes = log.dir.entry(&archive.name)?.map_or(0, |entry| entry.len);
+        let entry = log.dir.entry(&archive.name)?;
+        let bytes = entry.as_ref().map_or(0, |entry| entry.len);
+        let written = entry.map_or((archive.time, 0), |e| (e.modified, e.modified_nanos));
         let key = Some((archive.time, archive.counter));
         let future = archive.time > now.saturating_add(FUTURE_TOLERANCE);
         let list: &mut Vec<Kept> = if future { &mut unplaced } else { &mut placed };
@@ -150,6 +155,7 @@ pub(crate) fn all_archives(log: LogName<'_>, limits: &Limits, now: i64) -> io::R
                 } else {
                     Form::Timestamped
                 },
+                written,
             }),
         }
         last = key;
@@ -165,20 +171,21 @@ pub(crate) fn all_archives(log: LogName<'_>, limits: &Limits, now: i64) -> io::R
             time: entry.map_or(now, |entry| entry.modified),
             bytes: entry.map_or(0, |entry| entry.len),
             form: Form::Numbered(index),
+            written: entry.map_or((now, 0), |e| (e.modified, e.modified_nanos)),
         });
     }
     unplaced.extend(merge_oldest_first(placed, numbered));
     Ok(unplaced)
 }
 
-/// Two lists, each oldest first in its own order, merged by time: each keeps its order
-/// (a numbered archive's number is its age rank, even when its time says otherwise).
+/// Two lists, each oldest first in its own order, merged by last write: each keeps its
+/// order (a numbered archive's number is its age rank, even when its time says otherwise).
 fn merge_oldest_first(a: Vec<Kept>, b: Vec<Kept>) -> Vec<Kept> {
     let mut merged = Vec::with_capacity(a.len() + b.len());
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     loop {
         let take_a = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => x.time <= y.time,
+            (Some(x), Some(y)) => x.written <= y.written,
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => return merged,
@@ -202,6 +209,7 @@ pub(crate) fn doomed_for_numbered(
         time: entry.map_or(now, |entry| entry.modified),
         bytes: entry.map_or(0, |entry| entry.len),
         form: Form::Live,
+        written: entry.map_or((now, 0), |e| (e.modified, e.modified_nanos)),
     });
     // The live file is not deleted by its own rotation, whatever the limits say.
     let doomed = how_many_to_delete(&archives, limits, now).min(archives.len() - 1);
@@ -339,6 +347,7 @@ mod tests {
                 time,
                 bytes,
                 form: Form::Timestamped,
+                written: (time, 0),
             })
             .collect()
     }
@@ -511,16 +520,16 @@ mod tests {
         file.set_modified(at).unwrap();
     }
 
-    /// Numbered archives by their last modification, timestamped ones by their stamp,
-    /// merged; a stamp more than an hour ahead of the clock first.
+    /// Numbered archives in their numbers' order, timestamped ones in their stamps',
+    /// merged by last write; a stamp more than an hour ahead of the clock first.
     #[test]
     fn both_namings_are_listed_together_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
         let now = super::super::period::parse_stamp(b"2026-11-27T14-00-00Z").unwrap();
         file_at(dir.path(), "app.log.2", now - 400);
-        file_at(dir.path(), "app.log.2026-11-27T13-55-00Z", now);
+        file_at(dir.path(), "app.log.2026-11-27T13-55-00Z", now - 300);
         file_at(dir.path(), "app.log.1", now - 200);
-        file_at(dir.path(), "app.log.2026-11-27T13-58-20Z", now);
+        file_at(dir.path(), "app.log.2026-11-27T13-58-20Z", now - 100);
         file_at(dir.path(), "app.log.2026-11-27T17-00-00Z", now);
         file_at(dir.path(), "app.log.2026-11-27T14-30-00Z", now);
         let handle = crate::platform::Dir::open(dir.path()).unwrap();
