@@ -13,221 +13,16 @@
 //! `.ci/install-test-tools`) the clock cases print "skipped" and pass.
 
 mod common;
+#[path = "mixed_fleet/support.rs"]
+mod fleet;
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::log_files::parse_record;
 use common::verifier::{Expect, Verifier};
-use common::workload::{WriterId, fmt_line};
-use tracing_shared_file::{Naming, Period, SharedFile};
+use common::workload::WriterId;
+use fleet::{Clock, Job, LARGE, faketime_available, files_of, lines_by_writer, run_together};
 
-const CHILD_ENV: &str = "TSF_FLEET_CHILD";
-const REPORT_PREFIX: &str = "tracing-shared-file:";
-const DEADLINE: Duration = Duration::from_secs(60);
-const LARGE: u64 = 100 * 1024 * 1024;
-
-/// What one writer process does.
-#[derive(Debug, Clone)]
-struct Job {
-    process: u32,
-    lines: u64,
-    gap_ms: u64,
-    max_bytes: u64,
-    max_files: usize,
-    timestamped: bool,
-    /// Seconds; 0 for no time rotation, 60 for `Period::Minute`.
-    period: u64,
-    /// Run under `faketime -f <this>`.
-    clock: Option<&'static str>,
-}
-
-impl Job {
-    fn new(process: u32) -> Self {
-        Job {
-            process,
-            lines: 50,
-            gap_ms: 20,
-            max_bytes: LARGE,
-            max_files: 5,
-            timestamped: true,
-            period: 60,
-            clock: None,
-        }
-    }
-
-    fn encode(&self, log: &Path) -> String {
-        format!(
-            "{};{};{};{};{};{};{};{}",
-            log.display(),
-            self.process,
-            self.lines,
-            self.gap_ms,
-            self.max_bytes,
-            self.max_files,
-            u8::from(self.timestamped),
-            self.period
-        )
-    }
-}
-
-/// Child side: one writer process.
 #[test]
 fn fleet_writer_entry() {
-    let Some(config) = std::env::var_os(CHILD_ENV) else {
-        return;
-    };
-    let fields: Vec<String> = config
-        .to_str()
-        .unwrap()
-        .split(';')
-        .map(str::to_owned)
-        .collect();
-    let number = |i: usize| fields[i].parse::<u64>().unwrap();
-    let mut builder = SharedFile::builder(&fields[0])
-        .max_bytes(number(4))
-        .max_files(number(5) as usize);
-    if number(6) == 1 {
-        builder = builder.naming(Naming::Timestamped);
-    }
-    builder = match number(7) {
-        0 => builder,
-        60 => builder.rotate_every(Period::Minute),
-        seconds => builder.rotate_every(Period::Every(Duration::from_secs(seconds))),
-    };
-    let log = builder.build().unwrap();
-    let writer = WriterId {
-        process: number(1) as u32,
-        thread: 0,
-    };
-    for seq in 0..number(2) {
-        (&log).write_all(fmt_line(writer, seq).as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(number(3)));
-    }
-    let stats = log.stats();
-    println!(
-        "\nSTATS rotations={} rotation_errors={} write_errors={}",
-        stats.rotations, stats.rotation_errors, stats.write_errors
-    );
-}
-
-/// Whether `faketime` can run here; if not, says why the test skips.
-fn faketime_available() -> bool {
-    let works = Command::new("faketime")
-        .args(["-f", "+2h", "true"])
-        .status()
-        .is_ok_and(|status| status.success());
-    if !works {
-        eprintln!("skipped: faketime is not installed (run .ci/install-test-tools)");
-    }
-    works
-}
-
-struct Running {
-    child: Option<Child>,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-/// What a writer process left: its rotations and the library's reports.
-struct Done {
-    rotations: u64,
-    reports: Vec<String>,
-}
-
-fn spawn(log: &Path, job: &Job) -> Running {
-    let dir = log.parent().unwrap();
-    let stdout = dir.join(format!("p{}.stdout", job.process));
-    let stderr = dir.join(format!("p{}.stderr", job.process));
-    let exe = std::env::current_exe().unwrap();
-    let mut command = match job.clock {
-        Some(offset) => {
-            let mut command = Command::new("faketime");
-            command.args(["-f", offset]).arg(&exe);
-            command.args([
-                "--exact",
-                "fleet_writer_entry",
-                "--nocapture",
-                "--test-threads=1",
-            ]);
-            // The test harness's own timers stay real.
-            command.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-            command
-        }
-        None => common::entry_command("fleet_writer_entry"),
-    };
-    command
-        .env(CHILD_ENV, job.encode(log))
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout).unwrap())
-        .stderr(File::create(&stderr).unwrap());
-    let child = common::spawn_retrying(&mut command).expect("spawn a writer");
-    Running {
-        child: Some(child),
-        stdout,
-        stderr,
-    }
-}
-
-impl Running {
-    fn finish(mut self) -> Done {
-        let deadline = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                break status;
-            }
-            assert!(Instant::now() < deadline, "a writer hung");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let stdout = fs::read_to_string(&self.stdout).unwrap();
-        let stderr = fs::read_to_string(&self.stderr).unwrap();
-        assert!(status.success(), "a writer failed ({status}):\n{stderr}");
-        let stats = stdout
-            .lines()
-            .find_map(|line| line.strip_prefix("STATS "))
-            .unwrap_or_else(|| panic!("no stats:\n{stdout}"));
-        assert!(
-            stats.ends_with("rotation_errors=0 write_errors=0"),
-            "{stats}\n{stderr}"
-        );
-        let rotations = stats
-            .split(' ')
-            .find_map(|field| field.strip_prefix("rotations="))
-            .unwrap()
-            .parse()
-            .unwrap();
-        Done {
-            rotations,
-            reports: stderr
-                .lines()
-                .filter(|line| line.starts_with(REPORT_PREFIX))
-                .map(str::to_owned)
-                .collect(),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Runs `jobs` at once; their rotations in all, and every report.
-fn run_together(log: &Path, jobs: &[Job]) -> (u64, Vec<String>) {
-    let running: Vec<Running> = jobs.iter().map(|job| spawn(log, job)).collect();
-    let done: Vec<Done> = running.into_iter().map(Running::finish).collect();
-    let rotations = done.iter().map(|done| done.rotations).sum();
-    let reports = done.into_iter().flat_map(|done| done.reports).collect();
-    (rotations, reports)
+    fleet::writer_entry();
 }
 
 /// Two processes, 50 lines each, 20 ms apart: every line once, and at most two rotations
@@ -274,7 +69,7 @@ fn a_clock_two_hours_ahead_rotates_once_at_most() {
         return;
     }
     let ahead = Job {
-        clock: Some("+2h"),
+        clock: Clock::Offset("+2h"),
         ..Job::new(2)
     };
     let reports = two_in_one_second(Job::new(1), ahead);
@@ -287,49 +82,11 @@ fn a_clock_two_hours_behind_rotates_once_at_most() {
         return;
     }
     let behind = Job {
-        clock: Some("-2h"),
+        clock: Clock::Offset("-2h"),
         ..Job::new(2)
     };
     let reports = two_in_one_second(Job::new(1), behind);
     assert_eq!(reports, Vec::<String>::new());
-}
-
-/// Every file of the log, with the names of its archives of both forms.
-fn files_of(log: &Path) -> (Vec<PathBuf>, Vec<String>) {
-    let name = log.file_name().unwrap().to_str().unwrap();
-    let mut files = Vec::new();
-    let mut archives = Vec::new();
-    for entry in fs::read_dir(log.parent().unwrap()).unwrap() {
-        let entry_name = entry.unwrap().file_name().into_string().unwrap();
-        match entry_name.strip_prefix(name) {
-            Some("") => files.push(log.to_path_buf()),
-            Some(".lock") | None => {}
-            Some(_) => {
-                archives.push(entry_name.clone());
-                files.push(log.with_file_name(&entry_name));
-            }
-        }
-    }
-    (files, archives)
-}
-
-/// Every whole line of the log's files, by writer: the sequences, each as often as found.
-fn lines_by_writer(files: &[PathBuf]) -> BTreeMap<u32, Vec<u64>> {
-    let mut found: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    for file in files {
-        let text = fs::read_to_string(file).unwrap();
-        assert!(
-            text.is_empty() || text.ends_with('\n'),
-            "torn end in {file:?}"
-        );
-        for line in text.lines() {
-            let (writer, seq) = parse_record(line)
-                .unwrap_or_else(|| panic!("not a whole record in {file:?}: {line:?}"));
-            assert_eq!(format!("{line}\n"), fmt_line(writer, seq));
-            found.entry(writer.process).or_default().push(seq);
-        }
-    }
-    found
 }
 
 #[test]
