@@ -193,7 +193,7 @@ struct LookAlikes {
 
 impl LookAlikes {
     fn plant(log: &Path, timestamped: bool) -> Self {
-        let mut names = vec![
+        let names = vec![
             "app.log.bak",
             "app.log.2026-01-01.txt",
             "app.log.1x",

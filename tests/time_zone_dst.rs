@@ -84,9 +84,12 @@ fn midnights(from: i64, to: i64) -> Vec<i64> {
     }
 }
 
-/// The log's files oldest first (archives by name, then the live file), each with the
-/// stamp in its name and its lines' times and sequences.
-fn files(log: &Path) -> Vec<(Option<String>, Vec<(i64, u64)>)> {
+/// One file of the log: the stamp in its name (`None` for the live file), and its lines'
+/// times and sequences.
+type LogFile = (Option<String>, Vec<(i64, u64)>);
+
+/// The log's files oldest first (archives by name, then the live file).
+fn files(log: &Path) -> Vec<LogFile> {
     let mut names: Vec<String> = fs::read_dir(log.parent().unwrap())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
@@ -206,7 +209,7 @@ fn day_length(start: &str) -> i64 {
     }
 }
 
-fn names(files: &[(Option<String>, Vec<(i64, u64)>)]) -> Vec<Option<String>> {
+fn names(files: &[LogFile]) -> Vec<Option<String>> {
     files.iter().map(|(name, _)| name.clone()).collect()
 }
 

@@ -20,9 +20,12 @@ mod policy;
 /// Configures a [`SharedFile`]; made by [`SharedFile::builder`].
 ///
 /// Every process that shares the file must use the same path and should use the same
-/// options: rotation decisions are made by whichever process writes the event that does
-/// not fit. A process that finds another's different `max_bytes` or `max_files` recorded
-/// in the lock file says so once on stderr.
+/// options. Where they differ, the README's table of shared options says who rules: the
+/// live file keeps the time schedule it was opened under until it rotates, and each
+/// rotation applies the limits and naming of the process that rotates. Every option that
+/// decides rotation, naming and retention is recorded in the lock file; a process whose
+/// options differ from the record says so once per lock file (to the `on_error` hook, or
+/// on stderr), naming both values and which one rules.
 ///
 /// # Examples
 ///

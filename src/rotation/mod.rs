@@ -3,6 +3,7 @@
 //! Rotation runs only under the inter-process lock, so exactly one process performs each
 //! one. The naming of archives lives in [`numbered`].
 
+mod archives;
 #[cfg(feature = "compress")]
 pub(crate) mod compression;
 mod numbered;

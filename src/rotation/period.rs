@@ -87,10 +87,11 @@ impl Schedule {
 /// not yet set, a damaged page), never taken for a time of the log's.
 pub(crate) const EARLIEST: i64 = 946_684_800;
 
-/// How far ahead of the clock an archive's stamp may be and still count as one of this
-/// log's archives. Within it, names stay in order when the clock is set back a little;
-/// beyond it, a name (a foreign file, a clock that jumped ahead and came back) would
-/// otherwise decide every later name and outlive every `max_age`.
+/// How far ahead of the clock an archive's stamp may be and still be placed in time.
+/// Within it, names stay in order when the clock is set back a little; beyond it, a name
+/// (a foreign file, a clock that jumped ahead and came back, a peer's clock ahead) does
+/// not decide later names, and retention takes it for the oldest archive (see
+/// `retention`), so that it neither outlives every limit nor fills the disk.
 pub(crate) const FUTURE_TOLERANCE: i64 = 3600;
 
 /// Whether `at` can be a time of this log's: not before 2000, and not further ahead of
