@@ -210,6 +210,14 @@ impl Inner {
             page.set_options(&ours);
             return;
         };
+        // The common case, every hold: the same options, compared word for word.
+        let comparable = |options: &RecordedOptions| match (ours.more, theirs.more) {
+            (Some(_), Some(_)) => (options.max_bytes, options.max_files, options.more),
+            _ => (options.max_bytes, options.max_files, None),
+        };
+        if comparable(&ours) == comparable(&theirs) {
+            return;
+        }
         let differences = differences(&ours, &theirs);
         if !differences.is_empty() && page.first_report_of(pair_key(&ours, &theirs)) {
             outcome.options_disagree = Some((theirs.pid, differences));

@@ -3,10 +3,10 @@
 //! Every limit deletes the oldest archives first, so together they delete a run of the
 //! oldest: an archive is never deleted while an older one is kept. Every archive counts
 //! towards every limit, whether a size or a time rotation made it, and whichever naming
-//! made it (see [`archives`](super::archives) for the list, oldest first). An archive of
-//! unknown age (stamped far ahead of the clock) is the oldest for `max_files` and
-//! `max_total_bytes`; `max_age` deletes it only together with an older-stamped archive
-//! that it deletes anyway.
+//! made it (see [`archives`](super::archives) for the list, oldest first). An unplaced
+//! archive, of unknown age (stamped far ahead of the clock), is the oldest for
+//! `max_files` and `max_total_bytes`, so that it cannot fill the disk; `max_age`, which
+//! cannot know its age, never deletes it.
 
 use std::io;
 use std::time::Duration;
@@ -37,11 +37,30 @@ impl Limits {
     }
 }
 
-/// How many of `archives` (oldest first) the limits delete, at `now`.
+/// How many of `archives` (oldest first) the limits delete, at `now`, if unplaced
+/// archives counted as aged.
+#[cfg(test)]
 pub(crate) fn how_many_to_delete(archives: &[Kept], limits: &Limits, now: i64) -> usize {
+    let (by_count_or_size, by_age) = runs(archives, limits, now);
+    by_count_or_size.max(by_age)
+}
+
+/// Which of `archives` (oldest first) the limits delete, at `now`: a run of the oldest,
+/// less the unplaced archives that only `max_age` reaches, since it cannot know their age.
+pub(crate) fn doomed(archives: &[Kept], limits: &Limits, now: i64) -> Vec<bool> {
+    let (by_count_or_size, by_age) = runs(archives, limits, now);
+    archives
+        .iter()
+        .enumerate()
+        .map(|(i, archive)| i < by_count_or_size || (i < by_age && archive.form != Form::Unplaced))
+        .collect()
+}
+
+/// How many of the oldest `archives` the count and size limits delete, and how many the
+/// age limit does (unplaced archives, of unknown age, do not end its run).
+fn runs(archives: &[Kept], limits: &Limits, now: i64) -> (usize, usize) {
     let by_count = archives.len().saturating_sub(limits.max_files);
-    // A run of the oldest, even where times are out of order (a file touched since),
-    // through unplaced archives only up to an aged one after them.
+    // A run of the oldest, even where times are out of order (a file touched since).
     let by_age = limits.max_age.map_or(0, |age| {
         let oldest_kept = now.saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
         let mut run = 0;
@@ -68,7 +87,7 @@ pub(crate) fn how_many_to_delete(archives: &[Kept], limits: &Limits, now: i64) -
             .count();
         archives.len() - kept
     });
-    by_count.max(by_age).max(by_size)
+    (by_count.max(by_size), by_age)
 }
 
 /// For a numbered rotation: deletes the timestamped archives that the limits doom, the
@@ -88,11 +107,12 @@ pub(crate) fn doomed_for_numbered(
         form: Form::Live,
         written: entry.map_or((now, 0), |e| (e.modified, e.modified_nanos)),
     });
+    let mut doomed = doomed(&archives, limits, now);
     // The live file is not deleted by its own rotation, whatever the limits say.
-    let doomed = how_many_to_delete(&archives, limits, now).min(archives.len() - 1);
+    doomed.pop();
     let mut numbered = 0;
     let mut first_error = None;
-    for archive in &archives[..doomed] {
+    for (archive, _) in archives.iter().zip(doomed).filter(|(_, d)| *d) {
         match archive.form {
             Form::Numbered(_) => numbered += 1,
             _ => {
@@ -184,14 +204,15 @@ pub(crate) fn after_rotation(
     let archives = all_archives(log, &|stamp| limits.aged_from(stamp), now)?;
     let doomed = match ledger {
         // Nothing was known: just the limits, with no slack to spend.
-        None => how_many_to_delete(&archives, limits, now),
-        Some(_) => how_many_to_delete(&archives, &with_slack(limits), now),
+        None => doomed(&archives, limits, now),
+        Some(_) => doomed(&archives, &with_slack(limits), now),
     };
     // One that cannot be deleted (an immutable file) does not save the others the limits
     // doom: the disk must not fill up behind it. The failure is returned once all were
     // tried, and the next rotation, not trusting the ledger, lists again.
     let mut first_error = None;
-    for archive in &archives[..doomed] {
+    let (gone, kept): (Vec<_>, Vec<_>) = archives.iter().zip(doomed).partition(|(_, d)| *d);
+    for (archive, _) in gone {
         // Its `.gz`, if any, is among its names: a compressor places one only under the
         // locks, which this rotation holds, so none can appear since the listing.
         for name in &archive.names {
@@ -203,11 +224,14 @@ pub(crate) fn after_rotation(
     if let Some(error) = first_error {
         return Err(error);
     }
-    let kept = &archives[doomed..];
+    let kept: Vec<&Kept> = kept.into_iter().map(|(archive, _)| archive).collect();
     Ok(Ledger {
         count: kept.len() as u64,
         bytes: kept.iter().map(|archive| archive.bytes).sum(),
-        oldest: kept.first().map_or(i64::MAX, |archive| archive.time),
+        // An unplaced archive's time is no age: the ledger would not be believed.
+        oldest: (kept.iter())
+            .find(|archive| archive.form != Form::Unplaced)
+            .map_or(i64::MAX, |archive| archive.time),
         newest: Some(named),
     })
 }
@@ -368,25 +392,22 @@ pub(crate) mod tests {
         }
     }
 
-    /// max_age cannot know an unplaced archive's age: it deletes one only with an aged
-    /// archive after it, so that nothing is deleted while something older is kept.
+    /// max_age cannot know an unplaced archive's age: it never deletes one, though it
+    /// deletes the aged archives after it; max_files and max_total_bytes delete it first.
     #[test]
-    fn max_age_deletes_an_unplaced_archive_only_with_an_older_one() {
+    fn max_age_never_deletes_an_unplaced_archive_and_the_other_limits_delete_it_first() {
         let mut list = archives(&[(5000, 10), (100, 10), (200, 10), (900, 10)]);
         list[0].form = Form::Unplaced;
+        let age = |max_age| doomed(&list, &limits(10, Some(max_age), None), 1000);
+        assert_eq!(age(500), [false, true, true, false]);
+        assert_eq!(age(950), [false; 4]);
         assert_eq!(
-            how_many_to_delete(&list, &limits(10, Some(500), None), 1000),
-            3
+            doomed(&list, &limits(3, None, None), 1000),
+            [true, false, false, false]
         );
         assert_eq!(
-            how_many_to_delete(&list, &limits(10, Some(950), None), 1000),
-            0
-        );
-        // By count and size it is the oldest.
-        assert_eq!(how_many_to_delete(&list, &limits(3, None, None), 1000), 1);
-        assert_eq!(
-            how_many_to_delete(&list, &limits(10, None, Some(30)), 1000),
-            1
+            doomed(&list, &limits(10, None, Some(30)), 1000),
+            [true, false, false, false]
         );
     }
 }
