@@ -206,6 +206,10 @@ pub(crate) struct Reporter {
     write_reports: RateLimitedStderr,
     rotation_reports: RateLimitedStderr,
     notices: RateLimitedStderr,
+    /// The disagreements over options this process has reported: with more pairs than
+    /// the lock file remembers, each is still reported at most once per process.
+    options_reported: [AtomicU64; 8],
+    options_next: AtomicU64,
 }
 
 impl Reporter {
@@ -215,6 +219,8 @@ impl Reporter {
             write_reports: RateLimitedStderr::default(),
             rotation_reports: RateLimitedStderr::default(),
             notices: RateLimitedStderr::default(),
+            options_reported: Default::default(),
+            options_next: AtomicU64::new(0),
         }
     }
 
@@ -245,6 +251,21 @@ impl Reporter {
             }
             None => self.notices.report(message),
         }
+    }
+
+    /// Whether this process has not reported the disagreement `key` (not 0) yet; notes it.
+    /// Called with this log's mutex held, so never by two threads at once.
+    pub(crate) fn first_options_report(&self, key: u64) -> bool {
+        if self
+            .options_reported
+            .iter()
+            .any(|slot| slot.load(Relaxed) == key)
+        {
+            return false;
+        }
+        let next = self.options_next.fetch_add(1, Relaxed) as usize;
+        self.options_reported[next % self.options_reported.len()].store(key, Relaxed);
+        true
     }
 
     /// Reports that processes disagree over the options: not rate-limited with the other

@@ -245,3 +245,27 @@ fn an_older_version_with_another_period_causes_no_storm() {
         verify(&log, &jobs);
     }
 }
+
+/// More option sets than the lock file remembers reports of: each process still reports
+/// at most once, never at every write.
+#[test]
+fn twelve_option_sets_report_at_most_once_per_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let jobs: Vec<Job> = (0..12)
+        .map(|process| Job {
+            lines: 100,
+            gap_ms: 1,
+            max_bytes: 1 << (20 + process),
+            period: 0,
+            ..Job::new(process)
+        })
+        .collect();
+    let (_, reports) = run_together(&log, &jobs);
+    assert!(
+        (1..=jobs.len()).contains(&reports.len()),
+        "{} reports: {reports:#?}",
+        reports.len()
+    );
+    verify(&log, &jobs);
+}

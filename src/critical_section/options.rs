@@ -219,7 +219,13 @@ impl Inner {
             return;
         }
         let differences = differences(&ours, &theirs);
-        if !differences.is_empty() && page.first_report_of(pair_key(&ours, &theirs)) {
+        let key = pair_key(&ours, &theirs);
+        // Once per lock file, and, should more pairs come than it remembers, once per
+        // process: never at every hold.
+        if !differences.is_empty()
+            && page.first_report_of(key)
+            && self.reporter.first_options_report(key)
+        {
             outcome.options_disagree = Some((theirs.pid, differences));
         }
     }
