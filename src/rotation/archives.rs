@@ -54,15 +54,36 @@ pub(crate) fn all_archives(
     aged_from: &dyn Fn(i64) -> i64,
     now: i64,
 ) -> io::Result<Vec<Kept>> {
+    let listing = log.dir.list(&prefix(log))?;
+    from_listing(log, &listing, aged_from, now, true)
+}
+
+/// `app.log.`: what every archive name of `log` starts with.
+pub(crate) fn prefix(log: LogName<'_>) -> Vec<u8> {
     let mut prefix = log.name.as_encoded_bytes().to_vec();
     prefix.push(b'.');
+    prefix
+}
+
+/// [`all_archives`] from a listing already made (of the names starting with
+/// [`prefix`]). Numbered archives are looked at (`stat`) only with `numbered_stats`, or
+/// to be placed among timestamped ones: a numbered rotation with neither `max_age` nor
+/// `max_total_bytes` needs only their numbers.
+pub(crate) fn from_listing(
+    log: LogName<'_>,
+    listing: &[(OsString, Kind)],
+    aged_from: &dyn Fn(i64) -> i64,
+    now: i64,
+    numbered_stats: bool,
+) -> io::Result<Vec<Kept>> {
+    let prefix = prefix(log);
     let mut stamped: Vec<Archive> = Vec::new();
     let mut indexes: Vec<usize> = Vec::new();
-    for (name, kind) in log.dir.list(&prefix)? {
+    for (name, kind) in listing {
         if !matches!(kind, Kind::File | Kind::Symlink) {
             continue;
         }
-        if let Some(archive) = timestamped::parse(log.name, &name) {
+        if let Some(archive) = timestamped::parse(log.name, name) {
             // Before 2000 is no stamp of ours: never deleted as one.
             if archive.time >= EARLIEST {
                 stamped.push(archive);
@@ -73,6 +94,7 @@ pub(crate) fn all_archives(
         }
     }
     stamped.sort_by_key(|archive| (archive.time, archive.counter, archive.compressed));
+    let stamped_any = !stamped.is_empty();
     let mut unplaced = Vec::new();
     let mut placed = Vec::new();
     let mut last: Option<(i64, u32)> = None;
@@ -105,9 +127,13 @@ pub(crate) fn all_archives(
     // Numbered archives oldest first: the highest number first.
     indexes.sort_unstable_by(|a, b| b.cmp(a));
     let mut numbered = Vec::with_capacity(indexes.len());
+    let numbered_stats = numbered_stats || stamped_any;
     for index in indexes {
         let name = numbered::archive_name(log.name, index);
-        let entry = log.dir.entry(&name)?;
+        let entry = match numbered_stats {
+            true => log.dir.entry(&name)?,
+            false => None,
+        };
         numbered.push(Kept {
             names: vec![name],
             time: entry.map_or(now, |entry| entry.modified),

@@ -38,8 +38,10 @@ pub(super) fn archive_name(log_name: &OsStr, index: usize) -> OsString {
 /// ours to move or delete: if the rotation would need its name, it stops with an error
 /// before touching anything.
 pub(crate) fn rotate(log: LogName<'_>, limits: &Limits, now: i64) -> io::Result<()> {
-    let Archives { files, obstacles } = existing_archives(log)?;
-    let keep = files.len() - doomed(log, &files, limits, now)?.min(files.len());
+    // One listing for both namings: the timestamped archives count too.
+    let listing = log.dir.list(&super::archives::prefix(log))?;
+    let Archives { files, obstacles } = existing_archives(log, &listing);
+    let keep = files.len() - doomed(log, &listing, &files, limits, now)?.min(files.len());
     let (kept, beyond) = files.split_at(keep);
     let target = |position: usize| position + 2;
     if let Some(&blocked) = obstacles
@@ -79,12 +81,18 @@ pub(crate) fn rotate(log: LogName<'_>, limits: &Limits, now: i64) -> io::Result<
 /// How many of the existing archives `files` (newest first) the limits delete, counting
 /// the live file as the newest archive it is about to become. Timestamped archives of the
 /// same log (a process with the other naming) count too: retention deletes those it dooms.
-fn doomed(log: LogName<'_>, files: &[usize], limits: &Limits, now: i64) -> io::Result<usize> {
+fn doomed(
+    log: LogName<'_>,
+    listing: &[(OsString, Kind)],
+    files: &[usize],
+    limits: &Limits,
+    now: i64,
+) -> io::Result<usize> {
     // The live file takes one of the `max_files` places.
     let by_count = files
         .len()
         .saturating_sub(limits.max_files.saturating_sub(1));
-    Ok(retention::doomed_for_numbered(log, limits, now)?.max(by_count))
+    Ok(retention::doomed_for_numbered(log, listing, limits, now)?.max(by_count))
 }
 
 /// The archive numbers in use, ascending: `files` are files or links (ours to move),
@@ -94,15 +102,14 @@ struct Archives {
     obstacles: Vec<usize>,
 }
 
-fn existing_archives(log: LogName<'_>) -> io::Result<Archives> {
-    let mut prefix = log.name.as_encoded_bytes().to_vec();
-    prefix.push(b'.');
+fn existing_archives(log: LogName<'_>, listing: &[(OsString, Kind)]) -> Archives {
+    let prefix_len = log.name.len() + 1;
     let mut archives = Archives {
         files: Vec::new(),
         obstacles: Vec::new(),
     };
-    for (name, kind) in log.dir.list(&prefix)? {
-        let Some(index) = parse_index(&name.as_encoded_bytes()[prefix.len()..]) else {
+    for (name, kind) in listing {
+        let Some(index) = parse_index(&name.as_encoded_bytes()[prefix_len..]) else {
             continue;
         };
         match kind {
@@ -111,7 +118,7 @@ fn existing_archives(log: LogName<'_>) -> io::Result<Archives> {
         }
     }
     archives.files.sort_unstable();
-    Ok(archives)
+    archives
 }
 
 /// `7` from `b"7"`; `None` for anything that is not a number this naming writes

@@ -12,8 +12,11 @@ use std::io;
 use std::time::Duration;
 
 use super::LogName;
-use super::archives::{Form, Kept, all_archives};
+use std::ffi::OsString;
+
+use super::archives::{self, Form, Kept, all_archives};
 use super::period::Schedule;
+use crate::platform::Kind;
 
 /// The limits on the archives kept; `max_files` always applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,10 +98,13 @@ fn runs(archives: &[Kept], limits: &Limits, now: i64) -> (usize, usize) {
 /// (the oldest, which the renumbering deletes).
 pub(crate) fn doomed_for_numbered(
     log: LogName<'_>,
+    listing: &[(OsString, Kind)],
     limits: &Limits,
     now: i64,
 ) -> io::Result<usize> {
-    let mut archives = all_archives(log, &|stamp| limits.aged_from(stamp), now)?;
+    let stats = limits.max_age.is_some() || limits.max_total_bytes.is_some();
+    let aged_from = |stamp| limits.aged_from(stamp);
+    let mut archives = archives::from_listing(log, listing, &aged_from, now, stats)?;
     let entry = log.dir.entry(log.name)?;
     archives.push(Kept {
         names: vec![log.name.to_os_string()],
@@ -239,7 +245,6 @@ pub(crate) fn after_rotation(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::ffi::OsString;
 
     fn archives(times_and_sizes: &[(i64, u64)]) -> Vec<Kept> {
         times_and_sizes
