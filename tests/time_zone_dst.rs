@@ -1,5 +1,5 @@
-//! `Period::Day` in `Europe/Berlin` rotates once per local midnight across both changes
-//! of daylight saving time, the 23-hour day in March and the 25-hour day in October:
+//! `Period::Day` in `Europe/Berlin` (named, or as the system's zone through `TZ`) rotates
+//! once per local midnight across both changes of daylight saving time, the 23-hour day in March and the 25-hour day in October:
 //! none missed, none doubled, archive names in UTC, and every line in the file of its
 //! local day.
 //!
@@ -41,14 +41,17 @@ fn dst_writer_entry() {
     let Some(path) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let log = SharedFile::builder(path)
+    let builder = SharedFile::builder(path)
         .max_bytes(u64::MAX)
         .max_files(1000)
         .naming(Naming::Timestamped)
-        .rotate_every(Period::Day)
-        .time_zone(ZONE)
-        .build()
-        .unwrap();
+        .rotate_every(Period::Day);
+    // The system's zone is the one `TZ` names.
+    let builder = match std::env::var("TZ").as_deref() {
+        Ok(ZONE) => builder.system_time_zone(),
+        _ => builder.time_zone(ZONE),
+    };
+    let log = builder.build().unwrap();
     let end = Instant::now() + RUN;
     let mut seq = 0u64;
     while Instant::now() < end {
@@ -125,7 +128,9 @@ fn files(log: &Path) -> Vec<LogFile> {
         .collect()
 }
 
-fn run_across(start: &str) {
+/// Runs the writer from `start` (a local time in `tz`, the writer's `TZ`: with
+/// [`ZONE`], the writer counts in the system's zone).
+fn run_across(start: &str, tz: &str) {
     let works = Command::new("faketime")
         .args(["-f", "+0", "true"])
         .status()
@@ -146,7 +151,7 @@ fn run_across(start: &str) {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, &log)
-        .env("TZ", "UTC")
+        .env("TZ", tz)
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
         .stdin(Stdio::null())
         .output()
@@ -215,10 +220,10 @@ fn names(files: &[LogFile]) -> Vec<Option<String>> {
 
 #[test]
 fn one_rotation_per_local_midnight_across_the_23_hour_day() {
-    run_across("2026-03-28 20:00:00");
+    run_across("2026-03-28 20:00:00", "UTC");
 }
 
 #[test]
-fn one_rotation_per_local_midnight_across_the_25_hour_day() {
-    run_across("2026-10-24 20:00:00");
+fn one_rotation_per_local_midnight_across_the_25_hour_day_in_the_systems_zone() {
+    run_across("2026-10-24 20:00:00", ZONE);
 }
