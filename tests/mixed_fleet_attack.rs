@@ -269,3 +269,28 @@ fn twelve_option_sets_report_at_most_once_per_process() {
     );
     verify(&log, &jobs);
 }
+
+/// Every clock set back (NTP correcting a clock that ran two hours ahead): the live file's
+/// recorded period now lies in the future, so the file is kept, and rotates by size
+/// only, until the clock reaches the recorded end; nothing is named twice or lost.
+#[test]
+fn a_clock_set_back_keeps_the_file_until_it_reaches_the_recorded_end() {
+    if !faketime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let offset = dir.path().join("offset");
+    fs::write(&offset, "+2h\n").unwrap();
+    let job = Job {
+        clock: Clock::SteppedBy(offset.clone()),
+        ..every(1, 2, 200)
+    };
+    let running = fleet::spawn(&log, &job);
+    std::thread::sleep(Duration::from_secs(1));
+    fs::write(&offset, "+0\n").unwrap();
+    let done = running.finish();
+    // At most the one boundary of the first second; none in the three after the step.
+    assert!(done.rotations <= 1, "{} rotations", done.rotations);
+    verify(&log, &[job]);
+}
