@@ -61,6 +61,10 @@ pub enum ErrorKind {
     /// A custom [`Period::Every`](crate::Period::Every) that is not a whole number of
     /// seconds, at least one.
     InvalidPeriod,
+    /// [`Builder::time_zone`](crate::Builder::time_zone) named a zone that the system's
+    /// tz database (`/usr/share/zoneinfo`) does not have, or
+    /// [`Builder::system_time_zone`](crate::Builder::system_time_zone) found no zone.
+    UnknownTimeZone,
     /// Compression was asked for with numbered archive names: renumbering archives while
     /// another thread compresses them would race, so compression needs
     /// [`Naming::Timestamped`](crate::Naming::Timestamped).
@@ -179,6 +183,10 @@ impl fmt::Display for Error {
             ErrorKind::InvalidPeriod => write!(
                 f,
                 "log file `{path}`: rotate_every needs a period of whole seconds, at least one"
+            ),
+            ErrorKind::UnknownTimeZone => write!(
+                f,
+                "log file `{path}`: the time zone is not in the system's tz database (install the tzdata package, or check the name: Europe/Berlin, say)"
             ),
             ErrorKind::CompressionNeedsTimestamps => write!(
                 f,

@@ -5,10 +5,8 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
-
-use crate::lock::RecordedOptions;
 
 /// What becomes of events whose write fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,8 +206,10 @@ pub(crate) struct Reporter {
     write_reports: RateLimitedStderr,
     rotation_reports: RateLimitedStderr,
     notices: RateLimitedStderr,
-    /// Whether a disagreement over the options has been reported (once is enough).
-    options_reported: AtomicBool,
+    /// The disagreements over options this process has reported: with more pairs than
+    /// the lock file remembers, each is still reported at most once per process.
+    options_reported: [AtomicU64; 8],
+    options_next: AtomicU64,
 }
 
 impl Reporter {
@@ -219,7 +219,8 @@ impl Reporter {
             write_reports: RateLimitedStderr::default(),
             rotation_reports: RateLimitedStderr::default(),
             notices: RateLimitedStderr::default(),
-            options_reported: AtomicBool::new(false),
+            options_reported: Default::default(),
+            options_next: AtomicU64::new(0),
         }
     }
 
@@ -252,13 +253,25 @@ impl Reporter {
         }
     }
 
-    /// Reports that processes disagree over the options, once per process: not
-    /// rate-limited with the other notices, which could hide it.
-    pub(crate) fn options_disagree(&self, path: &Path, message: impl FnOnce() -> String) {
-        if self.options_reported.swap(true, Relaxed) {
-            return;
+    /// Whether this process has not reported the disagreement `key` (not 0) yet; notes it.
+    /// Called with this log's mutex held, so never by two threads at once.
+    pub(crate) fn first_options_report(&self, key: u64) -> bool {
+        if self
+            .options_reported
+            .iter()
+            .any(|slot| slot.load(Relaxed) == key)
+        {
+            return false;
         }
-        let message = message();
+        let next = self.options_next.fetch_add(1, Relaxed) as usize;
+        self.options_reported[next % self.options_reported.len()].store(key, Relaxed);
+        true
+    }
+
+    /// Reports that processes disagree over the options: not rate-limited with the other
+    /// notices, which could hide it. The caller reports each disagreement once per lock
+    /// file (the page records which were).
+    pub(crate) fn options_disagree(&self, path: &Path, message: &str) {
         match &self.on_error {
             Some(_) => self.notice(path, format_args!("{message}")),
             None => crate::platform::write_stderr(
@@ -321,18 +334,34 @@ impl RateLimitedStderr {
     }
 }
 
-/// The message saying that processes sharing `path` use different rotation options.
-/// Rotation is done by whichever process writes the event that does not fit, so the file
-/// follows a mix of both.
-pub(crate) fn options_disagree(path: &Path, ours: (u64, u64), theirs: RecordedOptions) -> String {
-    format!(
-        "processes sharing log file `{}` use different options: this one (pid {}) max_bytes {} and max_files {}, pid {} max_bytes {} and max_files {}; give every process the same options",
-        path.display(),
-        crate::platform::pid(),
-        ours.0,
-        ours.1,
-        theirs.pid,
-        theirs.max_bytes,
-        theirs.max_files
-    )
+/// One option on which this process and the options recorded in the lock file differ,
+/// and which of the two rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Difference {
+    pub(crate) option: &'static str,
+    pub(crate) ours: String,
+    pub(crate) theirs: String,
+    pub(crate) rule: &'static str,
+}
+
+/// The message saying that processes sharing `path` use different options: each option
+/// with both values, and what happens.
+pub(crate) fn options_disagree(path: &Path, theirs_pid: u64, differences: &[Difference]) -> String {
+    let mut message = format!(
+        "processes sharing log file `{}` use different options (reported once for this lock file; give every process the same options):",
+        path.display()
+    );
+    for (i, difference) in differences.iter().enumerate() {
+        let separator = if i == 0 { " " } else { "; " };
+        message.push_str(&format!(
+            "{separator}{} is {} in this process (pid {}) and {} in the record of pid {}: {}",
+            difference.option,
+            difference.ours,
+            crate::platform::pid(),
+            difference.theirs,
+            theirs_pid,
+            difference.rule
+        ));
+    }
+    message
 }

@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use time::UtcOffset;
-
-use crate::rotation::{Naming, Period, Schedule};
+use crate::rotation::{Naming, Period, Schedule, Zone};
 
 /// The default for [`Builder::max_bytes`](crate::Builder::max_bytes): 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -25,9 +23,9 @@ pub(crate) struct Settings {
     pub(crate) path_check_interval: Duration,
     pub(crate) lock_timeout: Option<Duration>,
     pub(crate) file_mode: Option<u32>,
-    /// When to rotate by time, if at all, and the offset periods start at.
+    /// When to rotate by time, if at all, and the zone periods are counted in.
     pub(crate) rotate_every: Option<Period>,
-    pub(crate) utc_offset: UtcOffset,
+    pub(crate) zone: Zone,
     pub(crate) naming: Naming,
     pub(crate) max_age: Option<Duration>,
     pub(crate) max_total_bytes: Option<u64>,
@@ -39,7 +37,7 @@ impl Settings {
     pub(crate) fn schedule(&self) -> Option<Schedule> {
         self.rotate_every.map(|period| Schedule {
             period,
-            offset: self.utc_offset,
+            zone: self.zone.clone(),
         })
     }
 }
@@ -53,7 +51,7 @@ impl Default for Settings {
             lock_timeout: None,
             file_mode: None,
             rotate_every: None,
-            utc_offset: UtcOffset::UTC,
+            zone: Zone::default(),
             naming: Naming::Numbered,
             max_age: None,
             max_total_bytes: None,

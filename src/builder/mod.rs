@@ -20,9 +20,12 @@ mod policy;
 /// Configures a [`SharedFile`]; made by [`SharedFile::builder`].
 ///
 /// Every process that shares the file must use the same path and should use the same
-/// options: rotation decisions are made by whichever process writes the event that does
-/// not fit. A process that finds another's different `max_bytes` or `max_files` recorded
-/// in the lock file says so once on stderr.
+/// options. Where they differ, the README's table of shared options says who rules: the
+/// live file keeps the time schedule it was opened under until it rotates, and each
+/// rotation applies the limits and naming of the process that rotates. Every option that
+/// decides rotation, naming and retention is recorded in the lock file; a process whose
+/// options differ from the record says so once per lock file (to the `on_error` hook, or
+/// on stderr), naming both values and which one rules.
 ///
 /// # Examples
 ///
@@ -41,6 +44,8 @@ pub struct Builder {
     path: PathBuf,
     settings: Settings,
     on_error: Option<ErrorHook>,
+    /// A time zone asked for by name, or the system's, looked up by `build()`.
+    zone: Option<policy::ZoneChoice>,
 }
 
 impl SharedFile {
@@ -67,6 +72,7 @@ impl Builder {
             path: path.to_path_buf(),
             settings: Settings::default(),
             on_error: None,
+            zone: None,
         }
     }
 
@@ -253,8 +259,9 @@ impl Builder {
     pub fn build(self) -> Result<SharedFile, Error> {
         let Builder {
             path,
-            settings,
+            mut settings,
             on_error,
+            zone,
         } = self;
         if path.file_name().is_none() || ends_with_separator(&path) {
             return Err(Error::config(ErrorKind::NoFileName, &path));
@@ -276,6 +283,11 @@ impl Builder {
             .is_some_and(|period| period.seconds().is_none())
         {
             return Err(Error::config(ErrorKind::InvalidPeriod, &path));
+        }
+        if let Some(zone) = zone {
+            settings.zone = zone
+                .resolve()
+                .ok_or_else(|| Error::config(ErrorKind::UnknownTimeZone, &path))?;
         }
         if settings.compress && settings.naming != Naming::Timestamped {
             return Err(Error::config(ErrorKind::CompressionNeedsTimestamps, &path));
@@ -336,6 +348,7 @@ impl fmt::Debug for Builder {
             .field("path", &self.path)
             .field("settings", &self.settings)
             .field("on_error", &self.on_error.as_ref().map(|_| "<hook>"))
+            .field("zone", &self.zone)
             .finish()
     }
 }

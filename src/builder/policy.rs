@@ -6,7 +6,23 @@ use std::time::Duration;
 use time::UtcOffset;
 
 use super::Builder;
-use crate::rotation::{Naming, Period};
+use crate::rotation::{Naming, Period, Zone};
+
+/// A zone that `build()` looks up in the tz database.
+#[derive(Debug, Clone)]
+pub(super) enum ZoneChoice {
+    Named(String),
+    System,
+}
+
+impl ZoneChoice {
+    pub(super) fn resolve(&self) -> Option<Zone> {
+        match self {
+            ZoneChoice::Named(name) => Zone::named(name),
+            ZoneChoice::System => Zone::system(),
+        }
+    }
+}
 
 impl Builder {
     /// Also rotates when a period ends: every minute, hour, day or week, or every custom
@@ -36,7 +52,8 @@ impl Builder {
     }
 
     /// The offset from UTC at which periods start, for [`Builder::rotate_every`]: with
-    /// `UtcOffset::from_hms(2, 0, 0)`, a day starts at 22:00 UTC. Default: UTC.
+    /// `UtcOffset::from_hms(2, 0, 0)`, a day starts at 22:00 UTC. Default: UTC. Replaces
+    /// a [`time_zone`](Self::time_zone) set before it (the last one set counts).
     ///
     /// Archive names are in UTC whatever this is.
     ///
@@ -53,7 +70,57 @@ impl Builder {
     /// ```
     #[must_use]
     pub fn utc_offset(mut self, offset: UtcOffset) -> Self {
-        self.settings.utc_offset = offset;
+        self.settings.zone = Zone::Fixed(offset);
+        self.zone = None;
+        self
+    }
+
+    /// Counts [`rotate_every`](Self::rotate_every)'s periods in a time zone of the
+    /// system's tz database (`/usr/share/zoneinfo`), daylight saving time included: with
+    /// `"Europe/Berlin"` and [`Period::Day`], the log rotates at every local midnight, 23
+    /// hours after the last one on the day clocks go forward and 25 hours after it on the
+    /// day they go back. Hours and minutes follow the offset in force, so a repeated hour
+    /// is two periods. Replaces a [`utc_offset`](Self::utc_offset) set before it.
+    ///
+    /// Archive names stay in UTC, so that they sort in time order across the changes.
+    /// Every process sharing the log should count in the same zone (see the options table
+    /// in the README): the live file keeps the schedule it was opened under until it
+    /// rotates.
+    ///
+    /// [`build`](Self::build) fails with [`ErrorKind::UnknownTimeZone`](crate::ErrorKind)
+    /// if the database has no such zone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tracing_shared_file::{Period, SharedFile};
+    ///
+    /// let berlin_midnight = SharedFile::builder("logs/app.log")
+    ///     .rotate_every(Period::Day)
+    ///     .time_zone("Europe/Berlin");
+    /// ```
+    #[must_use]
+    pub fn time_zone(mut self, name: &str) -> Self {
+        self.zone = Some(ZoneChoice::Named(name.to_owned()));
+        self
+    }
+
+    /// Counts [`rotate_every`](Self::rotate_every)'s periods in the system's time zone:
+    /// the one `TZ` names, else `/etc/localtime`, as looked up when
+    /// [`build`](Self::build) runs; see [`time_zone`](Self::time_zone).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tracing_shared_file::{Period, SharedFile};
+    ///
+    /// let local_midnight = SharedFile::builder("logs/app.log")
+    ///     .rotate_every(Period::Day)
+    ///     .system_time_zone();
+    /// ```
+    #[must_use]
+    pub fn system_time_zone(mut self) -> Self {
+        self.zone = Some(ZoneChoice::System);
         self
     }
 

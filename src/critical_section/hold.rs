@@ -13,7 +13,7 @@ use super::entering::Entered;
 use super::live_period::{self, Clock, LivePeriod};
 use super::{Inner, Outcome, Rotation, State};
 use crate::handle::LogHandle;
-use crate::lock::{LockGuard, Page, RecordedOptions, WriteIntent};
+use crate::lock::{LockGuard, Page, WriteIntent};
 use crate::platform::Dir;
 use crate::rotation;
 
@@ -135,18 +135,6 @@ impl Inner {
             rotated_in: rotated.then(|| Arc::clone(state_dir)),
         })
     }
-
-    /// Records this process's options in the page, noting those of another process that
-    /// differ.
-    fn check_options(&self, page: &Page, outcome: &mut Outcome) {
-        if let Some(theirs) = page.swap_options(RecordedOptions {
-            max_bytes: self.settings.max_bytes,
-            max_files: self.settings.max_files as u64,
-            pid: u64::from(crate::platform::pid()),
-        }) {
-            outcome.options_disagree = Some(theirs);
-        }
-    }
 }
 
 impl<'a> Hold<'a> {
@@ -248,7 +236,9 @@ impl<'a> Hold<'a> {
             Rotation::Done => {
                 self.may_rotate = false;
                 self.rotated = true;
+                // The fresh file keeps this process's schedule and options.
                 self.period = (self.clock.as_ref()).map(|c| LivePeriod::fresh(c, period_over));
+                self.inner.record_options(self.page);
             }
             Rotation::Failed => {
                 self.may_rotate = false;
@@ -269,8 +259,7 @@ impl<'a> Hold<'a> {
                 Some(period) => period,
                 None => live_period::dated(self.handle, clock, self.len)?,
             };
-            self.page
-                .set_period(self.handle.id(), period.start, period.since);
+            period.record(self.page, self.handle);
             self.period = Some(period);
         }
         Ok(())

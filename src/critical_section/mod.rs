@@ -6,7 +6,9 @@
 //!   a replaced lock file is followed.
 //! - [`hold`]: one hold of both locks, as steps: turns, options, the live file, its
 //!   length and period, then append what fits or rotate once.
-//! - [`live_period`]: the period the live file's lines belong to, when rotating by time.
+//! - [`live_period`]: the period the live file's lines belong to, when rotating by time,
+//!   and who rules when processes disagree on it.
+//! - [`options`]: the options record in the page, and the report of a disagreement.
 //! - [`outcome`]: what a write found under the locks, reported after they are released.
 //!
 //! Invariants: an event is appended whole in one `write(2)` under the flock, into the
@@ -34,6 +36,7 @@ use outcome::Outcome;
 mod entering;
 mod hold;
 mod live_period;
+mod options;
 mod outcome;
 
 /// How long a process that must take the lock again to go on with a long write (one
@@ -212,7 +215,7 @@ impl Inner {
             path: &self.path,
         };
         let now = rotation::unix_now();
-        match rotation::rotate(log, handle.id(), self.policy(), stamp, now, page.ledger()) {
+        match rotation::rotate(log, handle.id(), &self.policy(), stamp, now, page.ledger()) {
             Ok(Rotated::Yes { ledger, retention }) => {
                 match ledger {
                     Some(ledger) => page.set_ledger(ledger),

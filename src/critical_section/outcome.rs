@@ -4,8 +4,7 @@
 use std::io;
 
 use super::Inner;
-use crate::lock::RecordedOptions;
-use crate::report::{IfFailed, IoFailure};
+use crate::report::{Difference, IfFailed, IoFailure};
 
 /// Collected during one write, under the locks; reported by [`Inner::report`] once both
 /// are released.
@@ -19,7 +18,8 @@ pub(super) struct Outcome {
     pub(super) archives_error: Option<io::Error>,
     pub(super) lock_file_replaced: bool,
     pub(super) repaired_partial_write: bool,
-    pub(super) options_disagree: Option<RecordedOptions>,
+    /// The pid in the options record, and how this process's options differ from it.
+    pub(super) options_disagree: Option<(u64, Vec<Difference>)>,
 }
 
 impl Inner {
@@ -52,14 +52,9 @@ impl Inner {
                 ),
             );
         }
-        if let Some(theirs) = outcome.options_disagree {
-            self.reporter.options_disagree(&self.path, || {
-                crate::report::options_disagree(
-                    &self.path,
-                    (self.settings.max_bytes, self.settings.max_files as u64),
-                    theirs,
-                )
-            });
+        if let Some((pid, differences)) = &outcome.options_disagree {
+            let message = crate::report::options_disagree(&self.path, *pid, differences);
+            self.reporter.options_disagree(&self.path, &message);
         }
     }
 

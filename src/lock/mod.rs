@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::platform::{self, Access, Dir, FileId, RawFd, SharedPage};
 
-pub(crate) use page::{Page, RecordedOptions, WriteIntent};
+pub(crate) use page::{MORE_OPTIONS, Page, RecordedOptions, RecordedPeriod, WriteIntent};
 
 /// The longest pause between two tries when a bounded wait polls the lock.
 const MAX_POLL_PAUSE: Duration = Duration::from_millis(1);

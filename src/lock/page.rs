@@ -7,6 +7,15 @@
 //! All words after the header are read and written only under the flock, whose system
 //! calls order them between processes, so acquire and release are all they need. Every
 //! value is a hint that the kernel can confirm: nothing is truncated on its word alone.
+//!
+//! Versions share a page: the layout version only changes when the meaning of a word
+//! does, and new fields take words no older version reads or writes (from
+//! [`SCHEDULE_DEV`] on). So an older process never misreads a new field, and a newer one
+//! tells what an older one wrote: the live file's schedule is in the new words only when
+//! they name the live file (an older process records its period in the old words alone),
+//! and the full options record is believed only while the old words it copies
+//! (`max_bytes`, `max_files`, pid) still say what it says (an older process rewrites
+//! those alone).
 
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
@@ -59,6 +68,28 @@ const LEDGER_OLDEST: usize = 22;
 const NEWEST_VALID: usize = 23;
 const NEWEST_STAMP: usize = 24;
 const NEWEST_COUNTER: usize = 25;
+/// The live file's schedule: the file, the start and end of its period, as the process
+/// that opened it counted them, and when its content began. Words older versions do
+/// not know: they keep their own record in `PERIOD_*`.
+const SCHEDULE_DEV: usize = 26;
+const SCHEDULE_INO: usize = 27;
+const SCHEDULE_START: usize = 28;
+const SCHEDULE_END: usize = 29;
+const SCHEDULE_SINCE: usize = 30;
+/// The full options record: a mark while it is whole, copies of the old words it
+/// extends, then the rest, encoded by the caller.
+const OPTIONS_MARK: usize = 31;
+const OPTIONS_COPY: usize = 32;
+const OPTIONS_MORE: usize = 35;
+/// How many words the rest of the options take.
+pub(crate) const MORE_OPTIONS: usize = 16;
+/// Which disagreements have been reported, so that each is reported once per lock file:
+/// a ring of keys, and where the next goes.
+const REPORTED: usize = OPTIONS_MORE + MORE_OPTIONS;
+const REPORTED_SLOTS: usize = 8;
+const REPORTED_NEXT: usize = REPORTED + REPORTED_SLOTS;
+/// `opts-v2!` in ASCII: the options record is whole.
+const OPTIONS_WHOLE: u64 = u64::from_ne_bytes(*b"opts-v2!");
 
 /// What the first bytes of an existing lock file say about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +135,17 @@ pub(crate) struct RecordedOptions {
     pub(crate) max_bytes: u64,
     pub(crate) max_files: u64,
     pub(crate) pid: u64,
+    /// The other options, as the caller encoded them; `None` when an older version of the
+    /// crate recorded only the three above.
+    pub(crate) more: Option<[u64; MORE_OPTIONS]>,
+}
+
+/// The live file's period as the page records it, in seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordedPeriod {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) since: i64,
 }
 
 /// Typed access to the words of a mapped lock page.
@@ -191,8 +233,9 @@ impl Page {
         Some(self.word(HOLDER_PID).load(Relaxed)).filter(|&pid| pid != 0)
     }
 
-    /// The period start and content start recorded for `file`, if they are for it; call
-    /// only while holding the lock.
+    /// The period start and content start that an older version of the crate recorded
+    /// for `file`, if they are for it (this version never writes them); call only while
+    /// holding the lock.
     pub(crate) fn period_of(&self, file: FileId) -> Option<(i64, i64)> {
         let recorded = FileId {
             dev: self.word(PERIOD_DEV).load(Acquire),
@@ -204,14 +247,6 @@ impl Page {
                 self.word(PERIOD_SINCE).load(Acquire) as i64,
             )
         })
-    }
-
-    /// Records the period of `file`; call only while holding the lock.
-    pub(crate) fn set_period(&self, file: FileId, start: i64, since: i64) {
-        self.word(PERIOD_START).store(start as u64, Release);
-        self.word(PERIOD_SINCE).store(since as u64, Release);
-        self.word(PERIOD_DEV).store(file.dev, Release);
-        self.word(PERIOD_INO).store(file.ino, Release);
     }
 
     /// What the last rotation recorded about the archives; call only while holding the
@@ -274,24 +309,97 @@ impl Page {
         self.word(WAITERS).load(Acquire) > 0
     }
 
-    /// Records `ours` as the options in use; returns what another process had recorded
-    /// if it differs. Call only while holding the lock.
-    pub(crate) fn swap_options(&self, ours: RecordedOptions) -> Option<RecordedOptions> {
-        let max_bytes = self.word(OPTION_MAX_BYTES);
-        let max_files = self.word(OPTION_MAX_FILES);
-        let recorded = RecordedOptions {
-            max_bytes: max_bytes.load(Acquire),
-            max_files: max_files.load(Acquire),
-            pid: self.word(OPTION_PID).load(Acquire),
-        };
-        if (recorded.max_bytes, recorded.max_files) == (ours.max_bytes, ours.max_files) {
+    /// The options recorded, if any.
+    pub(crate) fn options(&self) -> Option<RecordedOptions> {
+        let word = |index: usize| self.word(index).load(Acquire);
+        let old = [
+            word(OPTION_MAX_BYTES),
+            word(OPTION_MAX_FILES),
+            word(OPTION_PID),
+        ];
+        // Nothing recorded yet (a new lock file).
+        if old[0] == 0 {
             return None;
         }
-        max_bytes.store(ours.max_bytes, Release);
-        max_files.store(ours.max_files, Release);
-        self.word(OPTION_PID).store(ours.pid, Release);
-        // Nothing recorded yet (a new lock file) is no disagreement.
-        (recorded.max_bytes != 0).then_some(recorded)
+        let copies = [
+            word(OPTIONS_COPY),
+            word(OPTIONS_COPY + 1),
+            word(OPTIONS_COPY + 2),
+        ];
+        let more = (word(OPTIONS_MARK) == OPTIONS_WHOLE && copies == old)
+            .then(|| std::array::from_fn(|i| word(OPTIONS_MORE + i)));
+        Some(RecordedOptions {
+            max_bytes: old[0],
+            max_files: old[1],
+            pid: old[2],
+            more,
+        })
+    }
+
+    /// Records `options`; call only while holding the lock. The mark is cleared first,
+    /// so that a holder killed half-way leaves no record that looks whole.
+    pub(crate) fn set_options(&self, options: &RecordedOptions) {
+        self.word(OPTIONS_MARK).store(0, Release);
+        let old = [options.max_bytes, options.max_files, options.pid];
+        for (i, value) in old.into_iter().enumerate() {
+            self.word(OPTION_MAX_BYTES + i).store(value, Release);
+        }
+        let Some(more) = options.more else {
+            return;
+        };
+        for (i, value) in more.into_iter().enumerate() {
+            self.word(OPTIONS_MORE + i).store(value, Release);
+        }
+        for (i, value) in old.into_iter().enumerate() {
+            self.word(OPTIONS_COPY + i).store(value, Release);
+        }
+        self.word(OPTIONS_MARK).store(OPTIONS_WHOLE, Release);
+    }
+
+    /// Notes that the disagreement `key` (not 0) has been reported; whether it was new.
+    /// Call only while holding the lock.
+    pub(crate) fn first_report_of(&self, key: u64) -> bool {
+        let slots = REPORTED..REPORTED + REPORTED_SLOTS;
+        if slots
+            .clone()
+            .any(|slot| self.word(slot).load(Acquire) == key)
+        {
+            return false;
+        }
+        let next = self.word(REPORTED_NEXT).load(Acquire);
+        let slot = REPORTED + (next % REPORTED_SLOTS as u64) as usize;
+        self.word(slot).store(key, Release);
+        self.word(REPORTED_NEXT)
+            .store(next.wrapping_add(1), Release);
+        true
+    }
+
+    /// The period recorded for `file` in the words this version writes, if they are for
+    /// it; call only while holding the lock.
+    pub(crate) fn schedule_of(&self, file: FileId) -> Option<RecordedPeriod> {
+        let recorded = FileId {
+            dev: self.word(SCHEDULE_DEV).load(Acquire),
+            ino: self.word(SCHEDULE_INO).load(Acquire),
+        };
+        (recorded == file).then(|| RecordedPeriod {
+            start: self.word(SCHEDULE_START).load(Acquire) as i64,
+            end: self.word(SCHEDULE_END).load(Acquire) as i64,
+            since: self.word(SCHEDULE_SINCE).load(Acquire) as i64,
+        })
+    }
+
+    /// Records the period of `file`; call only while holding the lock. The file is
+    /// written last, so that a holder killed half-way leaves a record for no file.
+    pub(crate) fn set_schedule(&self, file: FileId, period: RecordedPeriod) {
+        self.word(SCHEDULE_DEV).store(0, Release);
+        self.word(SCHEDULE_INO).store(0, Release);
+        self.word(SCHEDULE_START)
+            .store(period.start as u64, Release);
+        self.word(SCHEDULE_END).store(period.end as u64, Release);
+        self.word(SCHEDULE_SINCE)
+            .store(period.since as u64, Release);
+        self.word(SCHEDULE_DEV).store(file.dev, Release);
+        self.word(SCHEDULE_INO).store(file.ino, Release);
     }
 }
 

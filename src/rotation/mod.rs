@@ -3,16 +3,19 @@
 //! Rotation runs only under the inter-process lock, so exactly one process performs each
 //! one. The naming of archives lives in [`numbered`].
 
+mod archives;
 #[cfg(feature = "compress")]
 pub(crate) mod compression;
 mod numbered;
 mod period;
 mod retention;
 mod timestamped;
+mod zone;
 
 pub use period::Period;
 pub(crate) use period::{EARLIEST, Schedule, unix_now, unix_seconds};
 pub(crate) use retention::{Ledger, Limits};
+pub(crate) use zone::Zone;
 
 /// How archives are named; see [`Builder::naming`](crate::Builder::naming).
 ///
@@ -72,7 +75,7 @@ pub(crate) struct LogName<'a> {
 }
 
 /// How a rotation names the archive, and what it keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Policy {
     pub(crate) naming: Naming,
     pub(crate) limits: Limits,
@@ -87,7 +90,7 @@ pub(crate) struct Policy {
 pub(crate) fn rotate(
     log: LogName<'_>,
     live: FileId,
-    policy: Policy,
+    policy: &Policy,
     stamp: i64,
     now: i64,
     ledger: Option<Ledger>,
@@ -99,7 +102,7 @@ pub(crate) fn rotate(
     };
     match policy.naming {
         Naming::Numbered => {
-            numbered::rotate(log, policy.limits, now).map_err(|e| explain(log, e))?;
+            numbered::rotate(log, &policy.limits, now).map_err(|e| explain(log, e))?;
             if !renamed_the_live_file(log, &numbered::archive_name(log.name, 1), live)? {
                 return Ok(Rotated::PathMoved);
             }
@@ -127,7 +130,7 @@ pub(crate) fn rotate(
             }
             // The rotation is done: a failure from here on is retention's alone.
             Ok(
-                match retention::after_rotation(log, ledger, archived, named, policy.limits, now) {
+                match retention::after_rotation(log, ledger, archived, named, &policy.limits, now) {
                     Ok(ledger) => Rotated::Yes {
                         ledger: Some(ledger),
                         retention: None,

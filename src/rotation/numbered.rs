@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::LogName;
-use super::retention::{Kept, Limits, how_many_to_delete};
+use super::retention::{self, Limits};
 use crate::platform::Kind;
 
 /// The path of the `index`-th newest rotated file: `app.log` → `app.log.<index>`.
@@ -37,9 +37,11 @@ pub(super) fn archive_name(log_name: &OsStr, index: usize) -> OsString {
 /// Anything at an archive name that is not a file or a link (a directory, say) is not
 /// ours to move or delete: if the rotation would need its name, it stops with an error
 /// before touching anything.
-pub(crate) fn rotate(log: LogName<'_>, limits: Limits, now: i64) -> io::Result<()> {
-    let Archives { files, obstacles } = existing_archives(log)?;
-    let keep = files.len() - doomed(log, &files, limits, now)?.min(files.len());
+pub(crate) fn rotate(log: LogName<'_>, limits: &Limits, now: i64) -> io::Result<()> {
+    // One listing for both namings: the timestamped archives count too.
+    let listing = log.dir.list(&super::archives::prefix(log))?;
+    let Archives { files, obstacles } = existing_archives(log, &listing);
+    let keep = files.len() - doomed(log, &listing, &files, limits, now)?.min(files.len());
     let (kept, beyond) = files.split_at(keep);
     let target = |position: usize| position + 2;
     if let Some(&blocked) = obstacles
@@ -77,33 +79,22 @@ pub(crate) fn rotate(log: LogName<'_>, limits: Limits, now: i64) -> io::Result<(
 }
 
 /// How many of the existing archives `files` (newest first) the limits delete, counting
-/// the live file as the newest archive it is about to become.
-fn doomed(log: LogName<'_>, files: &[usize], limits: Limits, now: i64) -> io::Result<usize> {
+/// the live file as the newest archive it is about to become. Timestamped archives of the
+/// same log (a process with the other naming) count too: retention deletes those it dooms.
+fn doomed(
+    log: LogName<'_>,
+    listing: &[(OsString, Kind)],
+    files: &[usize],
+    limits: &Limits,
+    now: i64,
+) -> io::Result<usize> {
     // The live file takes one of the `max_files` places.
     let by_count = files
         .len()
         .saturating_sub(limits.max_files.saturating_sub(1));
-    if limits.max_age.is_none() && limits.max_total_bytes.is_none() {
-        return Ok(by_count);
-    }
-    let mut oldest_first = Vec::with_capacity(files.len() + 1);
-    for name in files
-        .iter()
-        .rev()
-        .map(|&index| archive_name(log.name, index))
-        .chain(std::iter::once(log.name.to_os_string()))
-    {
-        let entry = log.dir.entry(&name)?;
-        oldest_first.push(Kept {
-            time: entry.map_or(now, |entry| entry.modified),
-            bytes: entry.map_or(0, |entry| entry.len),
-            names: vec![name],
-        });
-    }
-    // The live file is not deleted by its own rotation, whatever the limits say.
-    let doomed = how_many_to_delete(&oldest_first, limits, now).min(files.len());
-    Ok(doomed.max(by_count))
+    Ok(retention::doomed_for_numbered(log, listing, limits, now)?.max(by_count))
 }
+
 /// The archive numbers in use, ascending: `files` are files or links (ours to move),
 /// `obstacles` anything else.
 struct Archives {
@@ -111,15 +102,14 @@ struct Archives {
     obstacles: Vec<usize>,
 }
 
-fn existing_archives(log: LogName<'_>) -> io::Result<Archives> {
-    let mut prefix = log.name.as_encoded_bytes().to_vec();
-    prefix.push(b'.');
+fn existing_archives(log: LogName<'_>, listing: &[(OsString, Kind)]) -> Archives {
+    let prefix_len = log.name.len() + 1;
     let mut archives = Archives {
         files: Vec::new(),
         obstacles: Vec::new(),
     };
-    for (name, kind) in log.dir.list(&prefix)? {
-        let Some(index) = parse_index(&name.as_encoded_bytes()[prefix.len()..]) else {
+    for (name, kind) in listing {
+        let Some(index) = parse_index(&name.as_encoded_bytes()[prefix_len..]) else {
             continue;
         };
         match kind {
@@ -128,12 +118,12 @@ fn existing_archives(log: LogName<'_>) -> io::Result<Archives> {
         }
     }
     archives.files.sort_unstable();
-    Ok(archives)
+    archives
 }
 
 /// `7` from `b"7"`; `None` for anything that is not a number this naming writes
 /// (`0`, `01`, `1x`, `1.gz`).
-fn parse_index(digits: &[u8]) -> Option<usize> {
+pub(super) fn parse_index(digits: &[u8]) -> Option<usize> {
     if digits.first().is_none_or(|&d| d == b'0') || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -160,7 +150,7 @@ mod tests {
                 name,
                 path: log,
             },
-            limits,
+            &limits,
             0,
         )
     }

@@ -2,15 +2,18 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
+
+use super::zone::Zone;
 
 /// How often the log rotates by time; see [`Builder::rotate_every`](crate::Builder::rotate_every).
 ///
 /// Periods start at round times: every minute at second 0, every hour at minute 0, every
-/// day at midnight and every week at Monday midnight, at the offset set with
-/// [`Builder::utc_offset`](crate::Builder::utc_offset) (UTC by default). A custom
-/// [`Period::Every`] starts at every multiple of its length since the Unix epoch, shifted by
-/// the same offset.
+/// day at midnight and every week at Monday midnight, in UTC by default, at the offset set
+/// with [`Builder::utc_offset`](crate::Builder::utc_offset), or in the time zone set with
+/// [`Builder::time_zone`](crate::Builder::time_zone) (local midnight, daylight saving time
+/// included: a day is then 23 or 25 hours long twice a year). A custom [`Period::Every`]
+/// starts at every multiple of its length since the Unix epoch, counted in local time.
 ///
 /// # Examples
 ///
@@ -53,43 +56,30 @@ impl Period {
     }
 }
 
-/// A period and the offset its boundaries are at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A period and the zone its boundaries are in.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Schedule {
     pub(crate) period: Period,
-    pub(crate) offset: UtcOffset,
+    pub(crate) zone: Zone,
 }
 
 impl Schedule {
-    /// The start of the period that `at` (seconds since the Unix epoch) falls in, in
-    /// seconds since the epoch.
-    pub(crate) fn start_of(&self, at: i64) -> i64 {
+    /// The start and end of the period that `at` (seconds since the Unix epoch) falls
+    /// in: `start <= at < end`.
+    pub(crate) fn bounds(&self, at: i64) -> (i64, i64) {
         let length = self.period.seconds().unwrap_or(1);
-        let offset = i64::from(self.offset.whole_seconds());
-        // Local seconds since the epoch, so that round local times are multiples.
-        let local = at + offset;
-        let start = match self.period {
-            // 1970-01-01 was a Thursday: Monday the 5th starts the first whole week.
-            Period::Week => {
-                const MONDAY: i64 = 4 * 86_400;
-                local - (local - MONDAY).rem_euclid(length)
-            }
-            _ => local - local.rem_euclid(length),
-        };
-        start - offset
+        self.zone.period_around(self.period, length, at)
+    }
+
+    /// The start of the period that `at` falls in, in seconds since the epoch.
+    #[cfg(test)]
+    pub(crate) fn start_of(&self, at: i64) -> i64 {
+        self.bounds(at).0
     }
 
     /// The end of the period that `at` falls in: the next period's start.
     pub(crate) fn end_of(&self, at: i64) -> i64 {
-        self.start_of(at)
-            .saturating_add(self.period.seconds().unwrap_or(1))
-    }
-
-    /// Whether `start` is a period start this schedule produces, not after `now` and not
-    /// before this century: a recorded start that is not (a damaged or foreign record,
-    /// zeros) is treated as unknown, never as 1970.
-    pub(crate) fn is_plausible_start(&self, start: i64, now: i64) -> bool {
-        start >= EARLIEST && self.start_of(start) == start && start <= now
+        self.bounds(at).1
     }
 }
 
@@ -97,10 +87,11 @@ impl Schedule {
 /// not yet set, a damaged page), never taken for a time of the log's.
 pub(crate) const EARLIEST: i64 = 946_684_800;
 
-/// How far ahead of the clock an archive's stamp may be and still count as one of this
-/// log's archives. Within it, names stay in order when the clock is set back a little;
-/// beyond it, a name (a foreign file, a clock that jumped ahead and came back) would
-/// otherwise decide every later name and outlive every `max_age`.
+/// How far ahead of the clock an archive's stamp may be and still be placed in time.
+/// Within it, names stay in order when the clock is set back a little; beyond it, a name
+/// (a foreign file, a clock that jumped ahead and came back, a peer's clock ahead) does
+/// not decide later names, and retention takes it for the oldest archive (see
+/// `retention`), so that it neither outlives every limit nor fills the disk.
 pub(crate) const FUTURE_TOLERANCE: i64 = 3600;
 
 /// Whether `at` can be a time of this log's: not before 2000, and not further ahead of
@@ -202,10 +193,12 @@ mod tests {
     use super::*;
     use time::Weekday;
 
+    use time::UtcOffset;
+
     fn utc(period: Period) -> Schedule {
         Schedule {
             period,
-            offset: UtcOffset::UTC,
+            zone: Zone::default(),
         }
     }
 
@@ -240,7 +233,7 @@ mod tests {
     fn boundaries_follow_the_offset() {
         let plus_two = Schedule {
             period: Period::Day,
-            offset: UtcOffset::from_hms(2, 0, 0).unwrap(),
+            zone: Zone::Fixed(UtcOffset::from_hms(2, 0, 0).unwrap()),
         };
         // 23:30 UTC is already the next day at +02:00, which began at 22:00 UTC.
         assert_eq!(
@@ -253,28 +246,12 @@ mod tests {
         );
         let minus_five_week = Schedule {
             period: Period::Week,
-            offset: UtcOffset::from_hms(-5, 0, 0).unwrap(),
+            zone: Zone::Fixed(UtcOffset::from_hms(-5, 0, 0).unwrap()),
         };
         // Monday 00:00 at -05:00 is Monday 05:00 UTC.
         assert_eq!(
             minus_five_week.start_of(at("2026-11-23T04-00-00Z")),
             at("2026-11-16T05-00-00Z")
-        );
-    }
-
-    #[test]
-    fn implausible_starts_are_recognised() {
-        let hourly = utc(Period::Hour);
-        let now = at("2026-11-27T14-37-12Z");
-        assert!(hourly.is_plausible_start(at("2026-11-27T14-00-00Z"), now));
-        assert!(hourly.is_plausible_start(at("2026-11-27T13-00-00Z"), now));
-        assert!(
-            !hourly.is_plausible_start(at("2026-11-27T14-30-00Z"), now),
-            "not a start"
-        );
-        assert!(
-            !hourly.is_plausible_start(at("2026-11-27T15-00-00Z"), now),
-            "future"
         );
     }
 

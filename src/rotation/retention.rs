@@ -2,18 +2,24 @@
 //!
 //! Every limit deletes the oldest archives first, so together they delete a run of the
 //! oldest: an archive is never deleted while an older one is kept. Every archive counts
-//! towards every limit, whether a size or a time rotation made it.
+//! towards every limit, whether a size or a time rotation made it, and whichever naming
+//! made it (see [`archives`](super::archives) for the list, oldest first). An unplaced
+//! archive, of unknown age (stamped far ahead of the clock), is the oldest for
+//! `max_files` and `max_total_bytes`, so that it cannot fill the disk; `max_age`, which
+//! cannot know its age, never deletes it.
 
-use std::ffi::OsString;
 use std::io;
 use std::time::Duration;
 
 use super::LogName;
+use std::ffi::OsString;
+
+use super::archives::{self, Form, Kept, all_archives};
 use super::period::Schedule;
-use super::timestamped::{self, Archive};
+use crate::platform::Kind;
 
 /// The limits on the archives kept; `max_files` always applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Limits {
     pub(crate) max_files: usize,
     pub(crate) max_age: Option<Duration>,
@@ -29,30 +35,48 @@ impl Limits {
     /// start but its last line may have come at the period's end.
     fn aged_from(&self, stamp: i64) -> i64 {
         self.schedule
+            .as_ref()
             .map_or(stamp, |schedule| schedule.end_of(stamp))
     }
 }
 
-/// One archive as retention sees it, oldest first in a list: its names (a plain file and
-/// its compressed copy, while a compression is being finished), the time its age counts
-/// from (when its last line was written), and its size on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Kept {
-    pub(crate) names: Vec<OsString>,
-    pub(crate) time: i64,
-    pub(crate) bytes: u64,
+/// How many of `archives` (oldest first) the limits delete, at `now`, if unplaced
+/// archives counted as aged.
+#[cfg(test)]
+pub(crate) fn how_many_to_delete(archives: &[Kept], limits: &Limits, now: i64) -> usize {
+    let (by_count_or_size, by_age) = runs(archives, limits, now);
+    by_count_or_size.max(by_age)
 }
 
-/// How many of `archives` (oldest first) the limits delete, at `now`.
-pub(crate) fn how_many_to_delete(archives: &[Kept], limits: Limits, now: i64) -> usize {
+/// Which of `archives` (oldest first) the limits delete, at `now`: a run of the oldest,
+/// less the unplaced archives that only `max_age` reaches, since it cannot know their age.
+pub(crate) fn doomed(archives: &[Kept], limits: &Limits, now: i64) -> Vec<bool> {
+    let (by_count_or_size, by_age) = runs(archives, limits, now);
+    archives
+        .iter()
+        .enumerate()
+        .map(|(i, archive)| i < by_count_or_size || (i < by_age && archive.form != Form::Unplaced))
+        .collect()
+}
+
+/// How many of the oldest `archives` the count and size limits delete, and how many the
+/// age limit does (unplaced archives, of unknown age, do not end its run).
+fn runs(archives: &[Kept], limits: &Limits, now: i64) -> (usize, usize) {
     let by_count = archives.len().saturating_sub(limits.max_files);
     // A run of the oldest, even where times are out of order (a file touched since).
     let by_age = limits.max_age.map_or(0, |age| {
         let oldest_kept = now.saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX));
-        archives
-            .iter()
-            .take_while(|archive| archive.time < oldest_kept)
-            .count()
+        let mut run = 0;
+        for (position, archive) in archives.iter().enumerate() {
+            if archive.form == Form::Unplaced {
+                continue;
+            }
+            if archive.time >= oldest_kept {
+                break;
+            }
+            run = position + 1;
+        }
+        run
     });
     let by_size = limits.max_total_bytes.map_or(0, |limit| {
         let mut total = 0u64;
@@ -66,38 +90,50 @@ pub(crate) fn how_many_to_delete(archives: &[Kept], limits: Limits, now: i64) ->
             .count();
         archives.len() - kept
     });
-    by_count.max(by_age).max(by_size)
+    (by_count.max(by_size), by_age)
 }
 
-/// The timestamped archives of `log`, oldest first, a plain file and its compressed copy
-/// counting as one, with their sizes (one `stat` each: the ledger must know them, for a
-/// process with `max_total_bytes` may come later).
-/// An archive's age counts from the time in its name (see `Limits::aged_from`).
-pub(crate) fn timestamped_archives(log: LogName<'_>, limits: Limits) -> io::Result<Vec<Kept>> {
-    let mut kept: Vec<Kept> = Vec::new();
-    let mut last: Option<(i64, u32)> = None;
-    for Archive {
-        name,
-        time: stamp,
-        counter,
-        ..
-    } in timestamped::list(log)?
-    {
-        let bytes = log.dir.entry(&name)?.map_or(0, |entry| entry.len);
-        match kept.last_mut() {
-            Some(same) if last == Some((stamp, counter)) => {
-                same.names.push(name);
-                same.bytes = same.bytes.max(bytes);
+/// For a numbered rotation: deletes the timestamped archives that the limits doom, the
+/// live file counted as the newest archive, and returns how many numbered ones they doom
+/// (the oldest, which the renumbering deletes).
+pub(crate) fn doomed_for_numbered(
+    log: LogName<'_>,
+    listing: &[(OsString, Kind)],
+    limits: &Limits,
+    now: i64,
+) -> io::Result<usize> {
+    let stats = limits.max_age.is_some() || limits.max_total_bytes.is_some();
+    let aged_from = |stamp| limits.aged_from(stamp);
+    let mut archives = archives::from_listing(log, listing, &aged_from, now, stats)?;
+    let entry = log.dir.entry(log.name)?;
+    archives.push(Kept {
+        names: vec![log.name.to_os_string()],
+        time: entry.map_or(now, |entry| entry.modified),
+        bytes: entry.map_or(0, |entry| entry.len),
+        form: Form::Live,
+        written: entry.map_or((now, 0), |e| (e.modified, e.modified_nanos)),
+    });
+    let mut doomed = doomed(&archives, limits, now);
+    // The live file is not deleted by its own rotation, whatever the limits say.
+    doomed.pop();
+    let mut numbered = 0;
+    let mut first_error = None;
+    for (archive, _) in archives.iter().zip(doomed).filter(|(_, d)| *d) {
+        match archive.form {
+            Form::Numbered(_) => numbered += 1,
+            _ => {
+                for name in &archive.names {
+                    if let Err(error) = log.dir.remove_if_there(name) {
+                        first_error.get_or_insert(error);
+                    }
+                }
             }
-            _ => kept.push(Kept {
-                names: vec![name],
-                time: limits.aged_from(stamp),
-                bytes,
-            }),
         }
-        last = Some((stamp, counter));
     }
-    Ok(kept)
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(numbered),
+    }
 }
 
 /// What the lock file's page records about the timestamped archives, so that a rotation
@@ -128,17 +164,17 @@ impl Ledger {
 
 /// A limit of `n` deletes down to `n - n/16` once it is exceeded: so with many archives a
 /// rotation lists the directory once every `n/16` rotations, not at every one.
-fn with_slack(limits: Limits) -> Limits {
+fn with_slack(limits: &Limits) -> Limits {
     Limits {
         max_files: limits.max_files - limits.max_files / 16,
         max_age: limits.max_age,
         max_total_bytes: limits.max_total_bytes.map(|bytes| bytes - bytes / 16),
-        schedule: limits.schedule,
+        schedule: limits.schedule.clone(),
     }
 }
 
 /// Whether, by the ledger, a limit may be exceeded.
-fn may_exceed(ledger: Ledger, limits: Limits, now: i64) -> bool {
+fn may_exceed(ledger: Ledger, limits: &Limits, now: i64) -> bool {
     ledger.count > limits.max_files as u64
         || limits
             .max_total_bytes
@@ -157,7 +193,7 @@ pub(crate) fn after_rotation(
     ledger: Option<Ledger>,
     archived: u64,
     named: (i64, u32),
-    limits: Limits,
+    limits: &Limits,
     now: i64,
 ) -> io::Result<Ledger> {
     if let Some(ledger) = ledger {
@@ -171,17 +207,18 @@ pub(crate) fn after_rotation(
             return Ok(ledger);
         }
     }
-    let archives = timestamped_archives(log, limits)?;
+    let archives = all_archives(log, &|stamp| limits.aged_from(stamp), now)?;
     let doomed = match ledger {
         // Nothing was known: just the limits, with no slack to spend.
-        None => how_many_to_delete(&archives, limits, now),
-        Some(_) => how_many_to_delete(&archives, with_slack(limits), now),
+        None => doomed(&archives, limits, now),
+        Some(_) => doomed(&archives, &with_slack(limits), now),
     };
     // One that cannot be deleted (an immutable file) does not save the others the limits
     // doom: the disk must not fill up behind it. The failure is returned once all were
     // tried, and the next rotation, not trusting the ledger, lists again.
     let mut first_error = None;
-    for archive in &archives[..doomed] {
+    let (gone, kept): (Vec<_>, Vec<_>) = archives.iter().zip(doomed).partition(|(_, d)| *d);
+    for (archive, _) in gone {
         // Its `.gz`, if any, is among its names: a compressor places one only under the
         // locks, which this rotation holds, so none can appear since the listing.
         for name in &archive.names {
@@ -193,17 +230,20 @@ pub(crate) fn after_rotation(
     if let Some(error) = first_error {
         return Err(error);
     }
-    let kept = &archives[doomed..];
+    let kept: Vec<&Kept> = kept.into_iter().map(|(archive, _)| archive).collect();
     Ok(Ledger {
         count: kept.len() as u64,
         bytes: kept.iter().map(|archive| archive.bytes).sum(),
-        oldest: kept.first().map_or(i64::MAX, |archive| archive.time),
+        // An unplaced archive's time is no age: the ledger would not be believed.
+        oldest: (kept.iter())
+            .find(|archive| archive.form != Form::Unplaced)
+            .map_or(i64::MAX, |archive| archive.time),
         newest: Some(named),
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn archives(times_and_sizes: &[(i64, u64)]) -> Vec<Kept> {
@@ -213,11 +253,17 @@ mod tests {
                 names: vec![OsString::from(format!("a{time}"))],
                 time,
                 bytes,
+                form: Form::Timestamped,
+                written: (time, 0),
             })
             .collect()
     }
 
-    fn limits(max_files: usize, max_age: Option<u64>, max_total_bytes: Option<u64>) -> Limits {
+    pub(crate) fn limits(
+        max_files: usize,
+        max_age: Option<u64>,
+        max_total_bytes: Option<u64>,
+    ) -> Limits {
         Limits {
             max_files,
             max_age: max_age.map(Duration::from_secs),
@@ -229,50 +275,53 @@ mod tests {
     #[test]
     fn each_limit_deletes_a_run_of_the_oldest() {
         let list = archives(&[(100, 10), (200, 10), (300, 10), (400, 10)]);
-        assert_eq!(how_many_to_delete(&list, limits(10, None, None), 1000), 0);
-        assert_eq!(how_many_to_delete(&list, limits(3, None, None), 1000), 1);
-        assert_eq!(how_many_to_delete(&list, limits(0, None, None), 1000), 4);
+        assert_eq!(how_many_to_delete(&list, &limits(10, None, None), 1000), 0);
+        assert_eq!(how_many_to_delete(&list, &limits(3, None, None), 1000), 1);
+        assert_eq!(how_many_to_delete(&list, &limits(0, None, None), 1000), 4);
         // Older than 250 s at 500: rotated before 250.
         assert_eq!(
-            how_many_to_delete(&list, limits(10, Some(250), None), 500),
+            how_many_to_delete(&list, &limits(10, Some(250), None), 500),
             2
         );
         assert_eq!(
-            how_many_to_delete(&list, limits(10, Some(400), None), 500),
+            how_many_to_delete(&list, &limits(10, Some(400), None), 500),
             0
         );
         // 25 bytes keep the two newest.
         assert_eq!(
-            how_many_to_delete(&list, limits(10, None, Some(25)), 500),
+            how_many_to_delete(&list, &limits(10, None, Some(25)), 500),
             2
         );
         assert_eq!(
-            how_many_to_delete(&list, limits(10, None, Some(40)), 500),
+            how_many_to_delete(&list, &limits(10, None, Some(40)), 500),
             0
         );
-        assert_eq!(how_many_to_delete(&list, limits(10, None, Some(5)), 500), 4);
+        assert_eq!(
+            how_many_to_delete(&list, &limits(10, None, Some(5)), 500),
+            4
+        );
     }
 
     #[test]
     fn slack_lets_many_rotations_pass_between_listings() {
         let limits = limits(500, None, Some(1600));
-        let slack = with_slack(limits);
+        let slack = with_slack(&limits);
         assert_eq!((slack.max_files, slack.max_total_bytes), (469, Some(1500)));
         // Small limits are exact.
-        assert_eq!(with_slack(self::limits(5, None, None)).max_files, 5);
+        assert_eq!(with_slack(&self::limits(5, None, None)).max_files, 5);
         let ledger = Ledger {
             count: 469,
             bytes: 1500,
             oldest: 100,
             newest: None,
         };
-        assert!(!may_exceed(ledger, limits, 1000));
+        assert!(!may_exceed(ledger, &limits, 1000));
         assert!(may_exceed(
             Ledger {
                 count: 501,
                 ..ledger
             },
-            limits,
+            &limits,
             1000
         ));
         assert!(may_exceed(
@@ -280,18 +329,18 @@ mod tests {
                 bytes: 1601,
                 ..ledger
             },
-            limits,
+            &limits,
             1000
         ));
         let aged = self::limits(500, Some(500), None);
-        assert!(!may_exceed(ledger, aged, 600));
-        assert!(may_exceed(ledger, aged, 601));
+        assert!(!may_exceed(ledger, &aged, 600));
+        assert!(may_exceed(ledger, &aged, 601));
         assert!(!may_exceed(
             Ledger {
                 oldest: i64::MAX,
                 ..ledger
             },
-            aged,
+            &aged,
             601
         ));
     }
@@ -300,7 +349,7 @@ mod tests {
     fn the_strictest_limit_wins() {
         let list = archives(&[(100, 10), (200, 10), (300, 10), (400, 10)]);
         assert_eq!(
-            how_many_to_delete(&list, limits(3, Some(250), Some(15)), 500),
+            how_many_to_delete(&list, &limits(3, Some(250), Some(15)), 500),
             3
         );
     }
@@ -348,31 +397,22 @@ mod tests {
         }
     }
 
-    /// While a compression is being finished an archive is there twice, plain and
-    /// `.gz`: it counts once.
+    /// max_age cannot know an unplaced archive's age: it never deletes one, though it
+    /// deletes the aged archives after it; max_files and max_total_bytes delete it first.
     #[test]
-    fn an_archive_and_its_compressed_copy_count_as_one() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in [
-            "app.log.2026-11-27T14-00-00Z",
-            "app.log.2026-11-27T14-00-00Z.gz",
-            "app.log.2026-11-27T15-00-00Z",
-        ] {
-            std::fs::write(dir.path().join(name), name).unwrap();
-        }
-        let handle = crate::platform::Dir::open(dir.path()).unwrap();
-        let path = dir.path().join("app.log");
-        let log = LogName {
-            dir: &handle,
-            name: std::ffi::OsStr::new("app.log"),
-            path: &path,
-        };
-        let kept = timestamped_archives(log, limits(10, None, None)).unwrap();
-        assert_eq!(kept.len(), 2, "{kept:?}");
-        assert_eq!(kept[0].names.len(), 2);
+    fn max_age_never_deletes_an_unplaced_archive_and_the_other_limits_delete_it_first() {
+        let mut list = archives(&[(5000, 10), (100, 10), (200, 10), (900, 10)]);
+        list[0].form = Form::Unplaced;
+        let age = |max_age| doomed(&list, &limits(10, Some(max_age), None), 1000);
+        assert_eq!(age(500), [false, true, true, false]);
+        assert_eq!(age(950), [false; 4]);
         assert_eq!(
-            kept[0].bytes,
-            "app.log.2026-11-27T14-00-00Z.gz".len() as u64
+            doomed(&list, &limits(3, None, None), 1000),
+            [true, false, false, false]
+        );
+        assert_eq!(
+            doomed(&list, &limits(10, None, Some(30)), 1000),
+            [true, false, false, false]
         );
     }
 }

@@ -25,6 +25,9 @@ pub(crate) struct Entry {
     pub(crate) len: u64,
     /// Last modification, in seconds since the Unix epoch.
     pub(crate) modified: i64,
+    /// And the nanoseconds within that second: archives of both namings rotated in one
+    /// second are told apart by it.
+    pub(crate) modified_nanos: u32,
 }
 
 /// The kinds of directory entry that matter here.
@@ -326,6 +329,7 @@ impl Dir {
             mode: stat.st_mode as u32 & 0o7777,
             len: stat.st_size as u64,
             modified: stat.st_mtime as i64,
+            modified_nanos: stat.st_mtime_nsec as u32,
         }))
     }
 
