@@ -2,8 +2,8 @@
 //! mid-run and still be sure that every writer logs after it.
 //!
 //! The workers are a test entry of the running binary, run again in a child process: a
-//! module that starts a `Fleet` has an entry test that calls `worker_main` (by default
-//! named `worker_entry`; [`Fleet::for_entry`] names another).
+//! module that starts a `Fleet` has an entry test that calls `worker_main`, and names it
+//! to [`Fleet::for_entry`] by its full name (`entry!`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -111,12 +111,6 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Workers that run the test `worker_entry`: the test binary's own, when the module
-    /// is a test binary of its own.
-    pub fn new(sync: &Path) -> Self {
-        Self::for_entry(sync, "worker_entry")
-    }
-
     /// Workers that run the test `entry` (a full test name, as `entry!` gives it).
     pub fn for_entry(sync: &Path, entry: &str) -> Self {
         fs::create_dir_all(sync).expect("create sync dir");

@@ -58,8 +58,7 @@ pub fn parse_record(line: &str) -> Option<(WriterId, u64)> {
 /// open file description of the test's own, as another process would: a writer waits for
 /// it until the returned file is dropped or unlocked.
 pub fn hold_lock(log: &Path) -> fs::File {
-    let mut lock_path = log.as_os_str().to_owned();
-    lock_path.push(".lock");
+    let lock_path = lock_file_of(log);
     let lock = fs::File::options()
         .read(true)
         .write(true)
@@ -69,6 +68,24 @@ pub fn hold_lock(log: &Path) -> fs::File {
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
     lock.lock().unwrap();
     lock
+}
+
+/// Whether another process could take `log`'s lock right now: a description of the
+/// test's own tries the flock without waiting, and closing it lets go at once.
+pub fn lock_is_free(log: &Path) -> bool {
+    let lock_path = lock_file_of(log);
+    let lock = fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
+    lock.try_lock().is_ok()
+}
+
+fn lock_file_of(log: &Path) -> PathBuf {
+    let mut lock_path = log.as_os_str().to_owned();
+    lock_path.push(".lock");
+    PathBuf::from(lock_path)
 }
 
 /// What a lock-holder child does: holds the lock of `<dir>/app.log`, creates

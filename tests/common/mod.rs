@@ -8,6 +8,7 @@ pub mod children;
 pub mod fleet;
 pub mod forked;
 pub mod immutable;
+pub mod inotify;
 pub mod log_files;
 pub mod verifier;
 pub mod workload;

@@ -255,7 +255,9 @@ impl Verifier {
     }
 
     /// With `timestamped` and `period`: an archive that was rotated at a boundary (not
-    /// because the next event did not fit) is stamped with the start of its period.
+    /// because the next event did not fit) is stamped with the start of its period, or,
+    /// when a size rotation in that period began it, with that rotation's stamp (and the
+    /// next counter).
     pub fn stamps_match_periods(mut self, check: bool) -> Self {
         self.stamps_match_periods = check;
         self
@@ -332,6 +334,7 @@ impl Verifier {
             .map(|(i, file)| FileTimes {
                 path: file.path(),
                 stamp: file.stamp(),
+                previous_stamp: i.checked_sub(1).and_then(|p| chain[p].stamp()),
                 lines: scans[i].as_ref().and_then(|scan| scan.times),
                 rotated_at_boundary: match (&scans[i], scans.get(i + 1)) {
                     (Some(scan), Some(Some(next))) => next

@@ -1,5 +1,5 @@
-//! The side lock file and the wait for its lock: a holder that never lets go bounded by
-//! `lock_timeout`, long writes that let other processes take their turn, and something
+//! The side lock file and the wait for its lock: sleeping in `flock(2)`, or polling when
+//! bounded; a holder that never lets go bounded by `lock_timeout`, long writes that let other processes take their turn, and something
 //! that is not this crate's lock file at `<log>.lock` refused and left untouched.
 //!
 //! One test binary for the area, so that `tests/common` is compiled and linked once for
@@ -14,3 +14,4 @@ mod holders;
 mod lock_timeout;
 mod lock_turns;
 mod replaced_lock_file;
+mod wait_syscalls;

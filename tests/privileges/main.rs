@@ -8,6 +8,8 @@
 //! - [`file_mode`]: the exact bits of every file created, whatever the umask; an existing
 //!   file keeps its mode; invalid modes are refused; no temporary file is left behind, and
 //!   those of killed processes are removed; created directories take the mode too.
+//! - [`mode_set_before_naming`]: the log and the lock file get their names only once
+//!   their bits are set.
 //! - [`dropped_workers`]: a forked worker that may not search the log's directory is told
 //!   which lookup failed and what would fix it; with the README's recipe, a grandchild of a
 //!   worker that dropped privileges logs every record.
@@ -23,5 +25,6 @@ mod common;
 mod dropped_workers;
 mod file_mode;
 mod forked_workers;
+mod mode_set_before_naming;
 mod separate_users;
 mod support;

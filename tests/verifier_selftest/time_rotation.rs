@@ -404,3 +404,63 @@ fn day_and_week_boundaries_follow_the_utc_offset() {
         0
     ));
 }
+
+/// A size rotation 3 s into the 14:00:00 period (its archive full), then a boundary
+/// rotation at 14:00:10 of the file that size rotation began: W0 and W1 one line each at
+/// every `pairs` time (W1 250 ms after W0). The boundary archive is stamped
+/// `boundary_stamp_ms`; `max_bytes` is what makes the first archive full and not the
+/// second.
+fn size_then_boundary_chain(boundary_stamp_ms: u64) -> (Vec<Crafted>, u64) {
+    let pairs: [&[u64]; 3] = [&[0, 500, 1000, 1500, 2000, 2500], &[3000, 6000], &[10_000]];
+    let mut seq = 0;
+    let mut files: Vec<Crafted> = pairs
+        .iter()
+        .map(|times| {
+            let mut content = String::new();
+            for &ms in *times {
+                content.push_str(&line_stamped(W0, seq, &timestamp(ms)));
+                content.push_str(&line_stamped(W1, seq, &timestamp(ms + 250)));
+                seq += 1;
+            }
+            Crafted::new(content)
+        })
+        .collect();
+    files[0].stamp_ms = 3000;
+    files[0].full = true;
+    files[1].stamp_ms = boundary_stamp_ms;
+    let first_line = |file: &Crafted| file.content.split_inclusive('\n').next().unwrap().len();
+    let max_bytes = (files[0].content.len() + first_line(&files[1]) - 1) as u64;
+    assert!(files[1].content.len() + first_line(&files[2]) <= max_bytes as usize);
+    (files, max_bytes)
+}
+
+#[test]
+fn a_boundary_archive_that_a_size_rotation_began_passes_with_that_rotations_stamp_and_a_counter() {
+    let (files, max_bytes) = size_then_boundary_chain(3000);
+    let dir = tempfile::tempdir().unwrap();
+    let names = write_stamped(dir.path(), &files);
+    assert_eq!(names, [stamped_name(3, None), stamped_name(3, Some(1))]);
+    let report = timed_verifier(dir.path(), max_bytes, 9)
+        .stamps_match_periods(true)
+        .verify();
+    report.assert_ok();
+    assert_eq!((report.archives, report.periods), (2, 2), "{report}");
+}
+
+#[test]
+fn a_boundary_archive_that_a_size_rotation_began_fails_with_a_later_stamp() {
+    let (files, max_bytes) = size_then_boundary_chain(4000);
+    let dir = tempfile::tempdir().unwrap();
+    let names = write_stamped(dir.path(), &files);
+    assert_eq!(names, [stamped_name(3, None), stamped_name(4, None)]);
+    let verifier = timed_verifier(dir.path(), max_bytes, 9);
+    verifier.clone().verify().assert_ok();
+    let report = verifier.stamps_match_periods(true).verify();
+    assert_one_problem(
+        &report,
+        &format!(
+            "{} was rotated at a boundary but its stamp 2026-11-27T14:00:04.000000000Z is not the start of its lines' period (2026-11-27T14:00:00.000000000Z)",
+            dir.path().join(&names[1]).display()
+        ),
+    );
+}

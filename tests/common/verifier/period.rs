@@ -80,6 +80,8 @@ pub(super) struct FileTimes<'a> {
     pub path: &'a Path,
     /// The stamp in a timestamped archive's name, in seconds since the epoch.
     pub stamp: Option<i64>,
+    /// The stamp of the archive before it in the chain, if that one is timestamped.
+    pub previous_stamp: Option<i64>,
     /// The earliest and latest timestamps of its intact lines, if it has any.
     pub lines: Option<(i128, i128)>,
     /// An archive whose size does not explain its rotation: it ended at a boundary.
@@ -161,10 +163,16 @@ fn file_span(rules: &Rules, file: &FileTimes, report: &mut Report) -> Option<Spa
     if !file.rotated_at_boundary {
         return Some(span);
     }
-    // A name stamp has whole seconds: the period's start, rounded down.
+    // A name stamp has whole seconds: the period's start, rounded down. A file that a
+    // size rotation began within its period is named after that rotation instead (the
+    // archive before it, whose stamp it takes with the next counter), so that names sort
+    // in order.
     let stamped = period.index(i128::from(stamp) * NANOS);
     let start_secs = |index: i128| period.start(index).div_euclid(NANOS);
-    if (span.lo..=span.hi).contains(&stamped) && start_secs(stamped) == i128::from(stamp) {
+    let began_by_size = file.previous_stamp == Some(stamp);
+    if (span.lo..=span.hi).contains(&stamped)
+        && (start_secs(stamped) == i128::from(stamp) || began_by_size)
+    {
         return Some(Span {
             lo: stamped,
             hi: stamped,

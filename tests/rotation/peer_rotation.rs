@@ -3,18 +3,17 @@
 //! `path_check_interval` of an hour, the next line still goes into the new live file,
 //! never into the archive, and the file is not rotated again.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::children::{CHILD_DEADLINE, spawn_entry};
-use common::log_files::archive;
+use crate::common;
+use crate::common::children::start_entry_env;
+use crate::common::log_files::archive;
 use tracing_shared_file::SharedFile;
 
-const ROTATOR_ENV: &str = "TSF_CLAIM_PEER_ROTATION_DIR";
+const ROTATOR_ENV: &str = "TSF_PEER_ROTATION_DIR";
 const MAX_BYTES: u64 = 100;
 
 fn build(log: &Path) -> SharedFile {
@@ -49,16 +48,15 @@ fn a_rotation_by_another_process_is_noticed_before_the_next_write() {
     let log_path = dir.path().join("app.log");
     let log = build(&log_path);
     (&log).write_all(&line(b'p', 60)).unwrap();
-    let child = spawn_entry(
-        &std::env::current_exe().unwrap(),
-        "rotator_entry",
+    start_entry_env(
+        &common::entry!(rotator_entry),
         dir.path(),
         "rotator",
-        |command| {
-            command.env(ROTATOR_ENV, dir.path());
-        },
-    );
-    child.wait(Instant::now() + CHILD_DEADLINE).assert_success();
+        ROTATOR_ENV,
+        dir.path(),
+    )
+    .finish()
+    .assert_success();
     // Fits beside the child's line in the new file; in the archive, it would not have.
     (&log).write_all(&line(b'q', 30)).unwrap();
     assert_eq!(log.stats().rotations, 0);

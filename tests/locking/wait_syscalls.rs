@@ -3,11 +3,12 @@
 //! the lock instead of sleeping in `flock(2)`, so that it can give up at the bound. The
 //! waiting thread's system call is read from `/proc/self/task/<tid>/syscall`.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::common::log_files::hold_lock;
 use tracing_shared_file::SharedFile;
 
 /// The system call numbers thread `tid` is in, sampled every millisecond for `during`.
@@ -33,12 +34,7 @@ fn waiting_syscalls(lock_timeout: Option<Duration>) -> Vec<i64> {
         builder = builder.lock_timeout(timeout);
     }
     let log = builder.build().unwrap();
-    let holder = File::options()
-        .read(true)
-        .write(true)
-        .open(dir.path().join("app.log.lock"))
-        .unwrap();
-    holder.lock().unwrap();
+    let holder = hold_lock(log.path());
     let (tid_tx, tid_rx) = mpsc::channel();
     let writer = std::thread::spawn({
         let log = log.clone();
@@ -63,7 +59,7 @@ fn waiting_syscalls(lock_timeout: Option<Duration>) -> Vec<i64> {
         assert!(Instant::now() < deadline, "the writer never began to wait");
     }
     let seen = syscalls_of(tid, Duration::from_millis(300));
-    holder.unlock().unwrap();
+    drop(holder);
     writer.join().unwrap().unwrap();
     assert_eq!(fs::read_to_string(log.path()).unwrap(), "waited\n");
     seen

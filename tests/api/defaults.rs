@@ -2,14 +2,12 @@
 //! options rotates before a write would take the file past 10 MiB, keeps 5 numbered
 //! archives, and looks the path up again once 10 ms have passed since the last look.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::log_files::archive;
+use crate::common::log_files::archive;
 use tracing_shared_file::{
     DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_PATH_CHECK_INTERVAL, SharedFile,

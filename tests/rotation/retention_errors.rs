@@ -6,20 +6,19 @@
 //! Needs root and a file system with `chattr +i` (ext4, xfs, btrfs); elsewhere the test
 //! prints `skipped:` and passes.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::children::{CHILD_DEADLINE, spawn_entry};
-use common::immutable::Immutable;
-use common::workload::{WriterId, archive_stamp, fmt_line, stamped_archives};
+use crate::common;
+use crate::common::children::start_entry_env;
+use crate::common::immutable::Immutable;
+use crate::common::workload::{WriterId, archive_stamp, fmt_line, stamped_archives};
 use tracing_shared_file::{Naming, SharedFile};
 
-const RETRY_WRITER_ENV: &str = "TSF_CLAIM_RETENTION_RETRY_DIR";
+const RETRY_WRITER_ENV: &str = "TSF_RETENTION_RETRY_DIR";
 const W: WriterId = WriterId {
     process: 1,
     thread: 0,
@@ -145,16 +144,14 @@ fn an_undeletable_archive_is_counted_retried_and_does_not_spare_newer_doomed_one
 
     // Deletable now: the next rotation, by another process, deletes it.
     drop(stuck);
-    let child = spawn_entry(
-        &std::env::current_exe().unwrap(),
-        "retry_writer_entry",
+    let finished = start_entry_env(
+        &common::entry!(retry_writer_entry),
         dir.path(),
         "retry-writer",
-        |command| {
-            command.env(RETRY_WRITER_ENV, dir.path());
-        },
-    );
-    let finished = child.wait(Instant::now() + CHILD_DEADLINE);
+        RETRY_WRITER_ENV,
+        dir.path(),
+    )
+    .finish();
     finished.assert_success();
     assert!(
         finished.stdout.contains("rotations=1 rotation_errors=0"),

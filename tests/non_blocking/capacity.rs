@@ -5,14 +5,14 @@
 //!
 //! The lock holder is a real process: this test binary re-run.
 
-mod common;
-
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::common;
+use crate::common::children::{CHILD_DEADLINE, RunningChild, start_entry_env, touch};
+use crate::common::log_files::hold_lock_until_released;
 use tracing_shared_file::{NonBlocking, SharedFile};
 
 /// The queue's bookkeeping per event: one `usize` that marks the event's end.
@@ -21,60 +21,30 @@ const END_BYTES: usize = std::mem::size_of::<usize>();
 /// The room of each of the queue's two buffers, as `max_queued_bytes`.
 const QUEUE: usize = 4096;
 
-const HOLDER_ENV: &str = "NON_BLOCKING_CAPACITY_HOLD_LOCK";
+const HOLDER_ENV: &str = "TSF_NON_BLOCKING_CAPACITY_HOLDER";
 
-/// Run as a child: takes the flock on the lock file named in the environment, says so on
-/// stdout, and holds it until its stdin closes.
+/// Child side: holds the lock of `<dir>/app.log` from another process, creates
+/// `<dir>/held` once it has it, and lets go when `<dir>/release` appears.
 #[test]
 fn lock_holder_entry() {
-    let Some(lock_path) = std::env::var_os(HOLDER_ENV) else {
+    let Some(dir) = std::env::var_os(HOLDER_ENV) else {
         return;
     };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(lock_path)
-        .expect("open the lock file");
-    // SAFETY: a plain system call on a descriptor this function owns.
-    let locked = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
-    assert_eq!(locked, 0, "flock: {}", std::io::Error::last_os_error());
-    println!("locked");
-    std::io::stdout().flush().unwrap();
-    let mut rest = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut rest);
+    hold_lock_until_released(Path::new(&dir), Instant::now() + CHILD_DEADLINE);
 }
 
-/// A child process holding the log's lock until dropped.
-struct Holder(Child);
-
-impl Holder {
-    fn lock(lock_path: &Path) -> Self {
-        let mut child = common::entry_command("lock_holder_entry")
-            .env(HOLDER_ENV, lock_path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn the lock holder");
-        let mut said = Vec::new();
-        let stdout = child.stdout.as_mut().expect("piped stdout");
-        let mut byte = [0; 1];
-        while !said.ends_with(b"locked\n") {
-            assert_eq!(
-                stdout.read(&mut byte).expect("read the holder"),
-                1,
-                "holder died"
-            );
-            said.push(byte[0]);
-        }
-        Holder(child)
-    }
+/// A child process holding the lock of `<dir>/app.log` until [`release`].
+fn hold_lock_in_a_child(dir: &Path) -> RunningChild {
+    let entry = common::entry!(lock_holder_entry);
+    let mut holder = start_entry_env(&entry, dir, "holder", HOLDER_ENV, dir);
+    holder.wait_for_file(&dir.join("held"));
+    holder
 }
 
-impl Drop for Holder {
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.wait();
-    }
+/// Lets the holder go, and waits until it has exited, its lock with it.
+fn release(holder: RunningChild, dir: &Path) {
+    touch(&dir.join("release"));
+    holder.finish().assert_success();
 }
 
 /// Writes `line` through `writer` on another thread: whether the call returned (and
@@ -103,7 +73,7 @@ fn an_event_that_fills_the_queue_exactly_is_queued_without_waiting_for_the_lock(
     let path = dir.path().join("app.log");
     let log = SharedFile::builder(&path).build().unwrap();
     let (writer, guard) = log.non_blocking_builder().max_queued_bytes(QUEUE).finish();
-    let holder = Holder::lock(&dir.path().join("app.log.lock"));
+    let holder = hold_lock_in_a_child(dir.path());
 
     let line = line_of(QUEUE - END_BYTES, b'q');
     // A synchronous write would wait for the holder, which never lets go before this.
@@ -118,7 +88,7 @@ fn an_event_that_fills_the_queue_exactly_is_queued_without_waiting_for_the_lock(
         b"",
         "written while the lock was held"
     );
-    drop(holder);
+    release(holder, dir.path());
     guard.flush();
     assert_eq!(std::fs::read(&path).unwrap(), line);
     let stats = log.stats();

@@ -4,17 +4,17 @@
 //! failures (a directory at `app.log.1`) at 0 s, at 9 s and at 10.5 s, and the test
 //! reads its stderr.
 
-mod common;
-
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::children::{CHILD_DEADLINE, REPORT_PREFIX, spawn_entry};
+use crate::common;
+use crate::common::children::{REPORT_PREFIX, start_entry_env};
+use crate::common::log_files::hold_lock;
 use tracing_shared_file::SharedFile;
 
-const REPORTER_ENV: &str = "TSF_CLAIM_REPORTS_DIR";
+const REPORTER_ENV: &str = "TSF_REPORTS_DIR";
 
 /// Child side: the failures, on a schedule.
 #[test]
@@ -31,17 +31,12 @@ fn reporter_entry() {
     (&log).write_all(&[b'x'; 59]).unwrap();
     (&log).write_all(b"\n").unwrap();
     fs::create_dir(dir.join("app.log.1")).unwrap();
-    let holder = File::options()
-        .read(true)
-        .write(true)
-        .open(dir.join("app.log.lock"))
-        .unwrap();
     let fail = |writes: usize, rotations: usize| {
-        holder.lock().unwrap();
+        let holder = hold_lock(log.path());
         for _ in 0..writes {
             assert!((&log).write_all(b"times out\n").is_err());
         }
-        holder.unlock().unwrap();
+        drop(holder);
         // Each does not fit, so each tries to rotate, fails, and is appended anyway.
         for _ in 0..rotations {
             (&log).write_all(&[b'r'; 60]).unwrap();
@@ -63,16 +58,9 @@ fn reporter_entry() {
 #[test]
 fn each_kind_of_failure_is_reported_at_most_every_10_s_with_the_count_suppressed() {
     let dir = tempfile::tempdir().unwrap();
-    let child = spawn_entry(
-        &std::env::current_exe().unwrap(),
-        "reporter_entry",
-        dir.path(),
-        "reporter",
-        |command| {
-            command.env(REPORTER_ENV, dir.path());
-        },
-    );
-    let finished = child.wait(Instant::now() + CHILD_DEADLINE);
+    let entry = common::entry!(reporter_entry);
+    let finished =
+        start_entry_env(&entry, dir.path(), "reporter", REPORTER_ENV, dir.path()).finish();
     finished.assert_success();
     assert!(
         finished.stdout.contains("write_errors=5 rotation_errors=4"),

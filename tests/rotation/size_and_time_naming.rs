@@ -10,21 +10,20 @@
 //!   for an archive: never deleted by `max_files` or `max_age`, never counted, and never
 //!   used to name the next archive.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::children::{CHILD_DEADLINE, spawn_entry};
-use common::workload::{StampedName, WriterId, archive_stamp, fmt_line, stamped_archives};
+use crate::common;
+use crate::common::children::start_entry_env;
+use crate::common::workload::{StampedName, WriterId, archive_stamp, fmt_line, stamped_archives};
 use tracing_shared_file::{Naming, Period, SharedFile};
 
 const PERIOD_SECS: u64 = 5;
 /// Room for ten of the test's lines, so the eleventh rotates by size.
 const MAX_BYTES: u64 = 1024;
-const BOUNDARY_WRITER_ENV: &str = "TSF_CLAIM_NAMING_BOUNDARY_DIR";
+const BOUNDARY_WRITER_ENV: &str = "TSF_NAMING_BOUNDARY_DIR";
 const PARENT: WriterId = WriterId {
     process: 1,
     thread: 0,
@@ -109,18 +108,15 @@ fn a_boundary_archive_after_a_size_rotation_is_named_after_it_and_sorts_last() {
 
     // Another process writes after the period's end.
     sleep_into_period(Duration::from_millis(300));
-    let child = spawn_entry(
-        &std::env::current_exe().unwrap(),
-        "boundary_writer_entry",
+    start_entry_env(
+        &common::entry!(boundary_writer_entry),
         dir.path(),
         "boundary-writer",
-        |command| {
-            command.env(BOUNDARY_WRITER_ENV, dir.path());
-        },
-    );
-    child
-        .wait(std::time::Instant::now() + CHILD_DEADLINE)
-        .assert_success();
+        BOUNDARY_WRITER_ENV,
+        dir.path(),
+    )
+    .finish()
+    .assert_success();
 
     let archives = stamped_archives(&log_path);
     let expected = [

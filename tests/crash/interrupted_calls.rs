@@ -3,25 +3,24 @@
 //! counted as an error or reported.
 //!
 //! On a local file system the kernel does not interrupt those calls, so a signal storm
-//! cannot show it (tests/signals.rs does that for the wait for the lock). Here a child
+//! cannot show it (`crash::signals` does that for the wait for the lock). Here a child
 //! process runs with a small `LD_PRELOAD` library, compiled with the C compiler that
 //! links Rust programs, whose `write` and `openat` fail every other call on the log with
 //! `EINTR`, exactly as an interrupted call does. Where no C compiler runs, the test
 //! prints `skipped:` and passes.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::children::{CHILD_DEADLINE, spawn_entry};
-use common::workload::{WriterId, fmt_line};
+use crate::common;
+use crate::common::children::start_entry;
+use crate::common::workload::{WriterId, fmt_line};
 use tracing_shared_file::SharedFile;
 
-const CHILD_ENV: &str = "TSF_CLAIM_SIGNALS_DIR";
+const CHILD_ENV: &str = "TSF_INTERRUPTED_CALLS_DIR";
 const TARGET_ENV: &str = "TSF_EINTR_TARGET";
 const LINES: u64 = 20;
 const SYNC: WriterId = WriterId {
@@ -207,19 +206,14 @@ fn interrupted_writes_and_opens_are_retried_in_both_modes() {
     };
     let logs = dir.path().join("logs");
     fs::create_dir(&logs).unwrap();
-    let child = spawn_entry(
-        &std::env::current_exe().unwrap(),
-        "interrupted_writer_entry",
-        dir.path(),
-        "interrupted",
-        |command| {
-            command
-                .env(CHILD_ENV, &logs)
-                .env(TARGET_ENV, "app.log")
-                .env("LD_PRELOAD", &shim);
-        },
-    );
-    let finished = child.wait(Instant::now() + CHILD_DEADLINE);
+    let entry = common::entry!(interrupted_writer_entry);
+    let finished = start_entry(&entry, dir.path(), "interrupted", |command| {
+        command
+            .env(CHILD_ENV, &logs)
+            .env(TARGET_ENV, "app.log")
+            .env("LD_PRELOAD", &shim);
+    })
+    .finish();
     finished.assert_success();
     assert!(finished.reports().is_empty(), "{}", finished.stderr);
     let counts = finished

@@ -1,88 +1,25 @@
-//! The non-blocking writer's bounds:
+//! The non-blocking writer's batches:
 //!
-//! - while another holder keeps the lock, `flush` returns within about one
-//!   `lock_timeout`, or two when a batch was already waiting for the lock at the call
-//!   (asserted with bounds of twice and three times `lock_timeout`, the slack being
-//!   for scheduling: measured 21 times each on 2 cores with four busy loops besides
-//!   (load average 8), they took 1.00-1.15 and 1.80-1.91 times `lock_timeout`, the
-//!   batch already waiting having waited 50 ms before the call);
-//! - `max_batch_bytes` bounds what one hold of the lock writes: a backlog of 64 KiB
-//!   with a bound of 4 KiB goes out in at least 16 `write(2)` calls of the background
-//!   thread (counted in `/proc/self/task/<tid>/io`), not in one;
+//! - `max_batch_bytes` bounds what one hold of the lock writes: a backlog of 64 KiB with
+//!   a bound of 4 KiB goes out in at least 16 `write(2)` calls of the background thread
+//!   (counted in `/proc/self/task/<tid>/io`), not in one;
 //! - queueing never waits for a write in progress: while the background thread waits in
 //!   `flock(2)` with its batch, a producer queues a thousand more events and goes on.
+//!
+//! The writer runs in a child process, so that its only thread of that name is the
+//! background thread.
 
-mod common;
-
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::children::{CHILD_DEADLINE, spawn_entry};
+use crate::common;
+use crate::common::children::start_entry_env;
+use crate::common::log_files::hold_lock;
 use tracing_shared_file::SharedFile;
 
-const LOCK_TIMEOUT: Duration = Duration::from_millis(300);
-const BATCH_ENV: &str = "TSF_CLAIM_NON_BLOCKING_DIR";
-
-fn hold_lock(log: &SharedFile) -> File {
-    let mut path = log.path().as_os_str().to_owned();
-    path.push(".lock");
-    let file = File::options().read(true).write(true).open(path).unwrap();
-    file.lock().unwrap();
-    file
-}
-
-/// The time one `flush` takes while the lock is held elsewhere; with `batch_waiting`, a
-/// batch is already waiting for the lock when it is called.
-fn flush_time(batch_waiting: bool) -> Duration {
-    let dir = tempfile::tempdir().unwrap();
-    let log = SharedFile::builder(dir.path().join("app.log"))
-        .lock_timeout(LOCK_TIMEOUT)
-        .on_error(|_| {})
-        .build()
-        .unwrap();
-    // One event per hold of the lock.
-    let (mut writer, guard) = log.non_blocking_builder().max_batch_bytes(16).finish();
-    let _holder = hold_lock(&log);
-    writer.write_all(b"first\n").unwrap();
-    let mut dropped = 1;
-    if batch_waiting {
-        // The background thread has taken "first" and waits with it; the next batch, of
-        // ten runs, waits one lock_timeout of its own: once a run timed out, the rest of
-        // its batch is dropped without waiting again.
-        std::thread::sleep(Duration::from_millis(50));
-        for i in 0..10 {
-            writer
-                .write_all(format!("second {i}\n").as_bytes())
-                .unwrap();
-        }
-        dropped += 10;
-    }
-    let started = Instant::now();
-    guard.flush();
-    let took = started.elapsed();
-    assert_eq!(log.stats().events_dropped, dropped);
-    took
-}
-
-#[test]
-fn a_flush_returns_within_about_one_lock_timeout_while_another_holds_the_lock() {
-    for _ in 0..3 {
-        let took = flush_time(false);
-        println!("flush took {took:?} with lock_timeout {LOCK_TIMEOUT:?}");
-        assert!(took < 2 * LOCK_TIMEOUT, "{took:?}");
-    }
-}
-
-#[test]
-fn a_flush_returns_within_about_two_lock_timeouts_when_a_batch_was_waiting() {
-    for _ in 0..3 {
-        let took = flush_time(true);
-        println!("flush took {took:?} with lock_timeout {LOCK_TIMEOUT:?}");
-        assert!(took < 3 * LOCK_TIMEOUT, "{took:?}");
-    }
-}
+const BATCH_ENV: &str = "TSF_BATCH_BOUNDS_DIR";
 
 /// The tid of this process's thread named `name` (`comm`, at most 15 bytes).
 fn thread_named(name: &str) -> Option<String> {
@@ -162,7 +99,7 @@ fn batch_entry() {
         .non_blocking_builder()
         .max_batch_bytes(MAX_BATCH)
         .finish();
-    let holder = hold_lock(&log);
+    let holder = hold_lock(log.path());
     writer.write_all(&event(0)).unwrap();
     let tid = wait_for_thread_named("tracing-shared-");
     wait_until_in_flock(&tid);
@@ -182,16 +119,8 @@ fn batch_entry() {
 #[test]
 fn max_batch_bytes_bounds_each_hold_and_queueing_never_waits_for_the_write() {
     let dir = tempfile::tempdir().unwrap();
-    let child = spawn_entry(
-        &std::env::current_exe().unwrap(),
-        "batch_entry",
-        dir.path(),
-        "batcher",
-        |command| {
-            command.env(BATCH_ENV, dir.path());
-        },
-    );
-    let finished = child.wait(Instant::now() + CHILD_DEADLINE);
+    let entry = common::entry!(batch_entry);
+    let finished = start_entry_env(&entry, dir.path(), "batcher", BATCH_ENV, dir.path()).finish();
     finished.assert_success();
     let counters = parse_counters(&finished.stdout);
     let (bytes, writes) = counters.expect(&finished.stdout);
