@@ -156,19 +156,25 @@ fn plant(dir: &Path, stamp: i64, suffix: &str) -> PathBuf {
 }
 
 #[test]
-fn a_name_stamped_before_2000_or_over_an_hour_ahead_is_never_an_archive() {
+fn a_name_stamped_before_2000_is_never_an_archive_and_one_stamped_ahead_is_retired_first() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("app.log");
     let now = unix_now().as_secs() as i64;
-    let planted = [
+    // Before 2000: a clock that was not set; never this log's archives.
+    let unset_clock = [
         plant(dir.path(), 946_684_799, ""), // 1999-12-31T23-59-59Z
         plant(dir.path(), 0, ".3"),         // 1970
+    ];
+    // Over an hour ahead: archives a clock set back left. Of unknown age, so taken as the
+    // oldest: the first that max_files deletes, and never what names the next archive.
+    let ahead = [
         plant(dir.path(), now + 2 * 3600, ""),
         plant(dir.path(), now + 3 * 3600, ".2.gz"),
     ];
+    let planted: Vec<&PathBuf> = unset_clock.iter().chain(&ahead).collect();
     // A limit of one archive, and an age limit that every planted stamp exceeds or
-    // would exceed soon: taken for archives, they would be deleted or would name the
-    // next archives (after the newest stamp, in the future).
+    // would exceed soon: taken for archives, the old ones would be deleted, and the ones
+    // ahead would name the next archives (after the newest stamp, in the future).
     let log = SharedFile::builder(&log_path)
         .max_bytes(200)
         .max_files(1)
@@ -184,13 +190,16 @@ fn a_name_stamped_before_2000_or_over_an_hour_ahead_is_never_an_archive() {
     let stats = log.stats();
     assert_eq!((stats.rotations, stats.rotation_errors), (3, 0));
 
-    for path in &planted {
+    for path in &unset_clock {
         assert_eq!(
             fs::read(path).ok().as_deref(),
             Some(path.file_name().unwrap().as_encoded_bytes()),
             "{} was deleted or changed",
             path.display()
         );
+    }
+    for path in &ahead {
+        assert!(!path.exists(), "{} was not retired first", path.display());
     }
     let archives: Vec<StampedName> = stamped_archives(&log_path)
         .into_iter()
