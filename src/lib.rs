@@ -191,7 +191,10 @@ pub use non_blocking::{
 pub use panic_safe::PanicSafe;
 pub use report::IoFailure;
 pub use rotation::{Naming, Period};
-pub use settings::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_PATH_CHECK_INTERVAL};
+pub use settings::{
+    DEFAULT_COMPRESS_EXIT_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES,
+    DEFAULT_PATH_CHECK_INTERVAL,
+};
 pub use stats::Stats;
 /// The offset of [`Builder::utc_offset`], from the `time` crate.
 pub use time::UtcOffset;

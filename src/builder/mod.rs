@@ -277,6 +277,9 @@ impl Builder {
         {
             return Err(Error::config(ErrorKind::InvalidPeriod, &path));
         }
+        if settings.compress && !cfg!(feature = "compress") {
+            return Err(Error::config(ErrorKind::CompressionNeedsFeature, &path));
+        }
         if settings.compress && settings.naming != Naming::Timestamped {
             return Err(Error::config(ErrorKind::CompressionNeedsTimestamps, &path));
         }
