@@ -15,7 +15,7 @@
 //!   does so before letting go of the lock; a claim found unlocked is removed only after
 //!   checking, under the log's lock, that its name still names the file found.
 //! - Anything at a claim's name that is not a regular file (a link, a directory) is not
-//!   ours: it is left alone, and the archive stays plain.
+//!   ours: it is left alone, and the archive stays plain (which is reported).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, TryLockError};
@@ -47,7 +47,7 @@ pub(super) struct Claim {
 }
 
 /// Takes the claim on `archive`, created with `file_mode`; `None` if a live process
-/// holds it, or something not ours sits at its name. Run under the log's lock.
+/// holds it, an error if something not ours sits at its name. Run under the log's lock.
 pub(super) fn take(
     dir: &Dir,
     archive: &OsStr,
@@ -57,10 +57,20 @@ pub(super) fn take(
     let file = match dir.create_new(&name, file_mode) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if !remove_if_abandoned(dir, &name)? {
-                return Ok(None);
+            match remove_if_abandoned(dir, &name)? {
+                Found::Free => dir.create_new(&name, file_mode)?,
+                Found::Held => return Ok(None),
+                Found::Foreign => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!(
+                            "`{}` is not a temporary file of ours: `{}` stays uncompressed while it is there",
+                            name.display(),
+                            archive.display()
+                        ),
+                    ));
+                }
             }
-            dir.create_new(&name, file_mode)?
         }
         Err(e) => return Err(e),
     };
@@ -75,28 +85,41 @@ pub(super) fn take(
     }
 }
 
-/// Removes the claim `name` unless a live process holds it; whether the name is free now
-/// (`false` also when what sits there is not ours). Run under the log's lock.
-pub(super) fn remove_if_abandoned(dir: &Dir, name: &OsStr) -> io::Result<bool> {
+/// What [`remove_if_abandoned`] found at a claim's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Found {
+    /// Nothing, or an abandoned claim, now removed.
+    Free,
+    /// A claim that a live process holds.
+    Held,
+    /// Something that is not a claim: a link, a directory, a FIFO.
+    Foreign,
+}
+
+/// Removes the claim `name` unless a live process holds it. Run under the log's lock.
+pub(super) fn remove_if_abandoned(dir: &Dir, name: &OsStr) -> io::Result<Found> {
     let file = match dir.open_file(name, Access::existing(false), 0) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        Err(e) if platform::is_symlink_refusal(&e) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Free),
+        Err(e) if platform::is_symlink_refusal(&e) => return Ok(Found::Foreign),
         Err(e) => return Err(e),
     };
     let metadata = file.metadata()?;
-    if !metadata.is_file() || !lock(&file)? {
-        return Ok(false);
+    if !metadata.is_file() {
+        return Ok(Found::Foreign);
+    }
+    if !lock(&file)? {
+        return Ok(Found::Held);
     }
     // Its compressor is gone. The name is checked again: a claim made since is another
     // file, and stays.
     match dir.entry(name)? {
         Some(entry) if entry.id == FileId::of(&metadata) => {
             dir.remove_if_there(name)?;
-            Ok(true)
+            Ok(Found::Free)
         }
-        Some(_) => Ok(false),
-        None => Ok(true),
+        Some(_) => Ok(Found::Held),
+        None => Ok(Found::Free),
     }
 }
 

@@ -138,7 +138,7 @@ fn clean(dir: &Dir, log_name: &OsStr, under_locks: &UnderLocks<'_>) -> io::Resul
     let mut first_error = None;
     for (name, _) in dir.list(&prefix)? {
         let removed = if claim::is_claim(&name) {
-            under_locks(&mut || claim::remove_if_abandoned(dir, &name)).map(drop)
+            under_locks(&mut || claim::remove_if_abandoned(dir, &name).map(|_| true)).map(drop)
         } else if crate::log_dir::writer_of_temporary(&name)
             .is_some_and(|pid| !platform::is_alive(pid))
         {
