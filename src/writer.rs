@@ -140,9 +140,10 @@ impl SharedFile {
         self.inner.counters.snapshot()
     }
 
-    /// Waits until the archives this log's rotations in this process have handed to the
-    /// compressor so far are compressed (or found claimed by another process, or failed,
-    /// which is reported), or until `timeout` passes; returns whether that is done.
+    /// Waits until no compression of this log is queued or under way in this process, or
+    /// until `timeout` passes; returns whether none is. A pass compresses every archive
+    /// but the newest, leaving those that another process has claimed to it (a failure is
+    /// reported); while other threads go on rotating, each rotation queues another pass.
     ///
     /// A process that exits normally waits for this by itself, up to
     /// [`compress_exit_timeout`](crate::Builder::compress_exit_timeout), and so does the

@@ -166,7 +166,23 @@ impl Compressor {
 
     /// At exit: waits for every job, up to the limit, then has the pass under way stop.
     fn wait_at_exit(&self) {
-        let queue = self.queue();
+        // Not `lock()`: an exit from a signal handler that interrupted this very thread
+        // inside `request` would wait for itself.
+        let mut queue = None;
+        let give_up = Instant::now() + STOP_GRACE;
+        while queue.is_none() && Instant::now() < give_up {
+            queue = match self.queue.try_lock() {
+                Ok(queue) => Some(queue),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    None
+                }
+            };
+        }
+        let Some(queue) = queue else {
+            return;
+        };
         if queue.thread == Some(platform::thread_id()) {
             // `exit` called on the compressor's own thread (by an `on_error` hook).
             return;
