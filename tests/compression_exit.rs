@@ -219,7 +219,11 @@ fn rotate_once_entry() {
         .naming(Naming::Timestamped)
         .compress(true);
     if let Ok(millis) = std::env::var(ENV_TIMEOUT_MS) {
-        builder = builder.compress_exit_timeout(Duration::from_millis(millis.parse().unwrap()));
+        let timeout = match millis.as_str() {
+            "max" => Duration::MAX,
+            millis => Duration::from_millis(millis.parse().unwrap()),
+        };
+        builder = builder.compress_exit_timeout(timeout);
     }
     let shared = builder.build().expect("build");
     (&shared)
@@ -254,9 +258,11 @@ fn big_archive_beside(dir: &Path) -> (PathBuf, String) {
 fn run_rotate_once(log: &Path, timeout: Option<Duration>) {
     let mut command = common::entry_command("rotate_once_entry");
     command.env(ENV_LOG, log).stdout(Stdio::null());
-    if let Some(timeout) = timeout {
-        command.env(ENV_TIMEOUT_MS, timeout.as_millis().to_string());
-    }
+    match timeout {
+        Some(Duration::MAX) => command.env(ENV_TIMEOUT_MS, "max"),
+        Some(timeout) => command.env(ENV_TIMEOUT_MS, timeout.as_millis().to_string()),
+        None => &mut command,
+    };
     let mut child = common::spawn_retrying(&mut command).unwrap();
     wait_ok(2, &mut child, Instant::now() + JOB_DEADLINE);
 }
@@ -286,12 +292,18 @@ fn an_exit_past_its_timeout_stops_the_compression_and_leaves_no_temporary() {
     );
 }
 
-/// With the default limit the same exit waits until the big archive is gzipped.
+/// With the default limit the same exit waits until the big archive is gzipped, and so
+/// it does with no limit (`Duration::MAX`).
 #[test]
 fn an_exit_within_its_timeout_leaves_the_archive_gzipped() {
+    exit_leaves_the_archive_gzipped(None);
+    exit_leaves_the_archive_gzipped(Some(Duration::MAX));
+}
+
+fn exit_leaves_the_archive_gzipped(timeout: Option<Duration>) {
     let dir = tempfile::tempdir().unwrap();
     let (log, big) = big_archive_beside(dir.path());
-    run_rotate_once(&log, None);
+    run_rotate_once(&log, timeout);
     let names = names(dir.path());
     assert!(names.contains(&format!("{big}.gz")), "{names:?}");
     assert_eq!(undone(&log), [] as [String; 0]);

@@ -187,7 +187,7 @@ impl Compressor {
             // `exit` called on the compressor's own thread (by an `on_error` hook).
             return;
         }
-        let deadline = Instant::now() + queue.exit_timeout;
+        let deadline = after(queue.exit_timeout);
         let (queue, done) = self.wait_until(queue, deadline, Queue::is_idle);
         if !done {
             self.stopping.store(true, Ordering::Release);
@@ -242,11 +242,16 @@ pub(crate) fn wait_for(key: usize, timeout: Duration) -> bool {
         // Called from a hook on the compressor's own thread: it cannot wait for itself.
         return !queue.has(key);
     }
-    let deadline = Instant::now().checked_add(timeout);
-    let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
     compressor
-        .wait_until(queue, deadline, |queue| !queue.has(key))
+        .wait_until(queue, after(timeout), |queue| !queue.has(key))
         .1
+}
+
+/// `timeout` from now; a year for a timeout too long for the clock (`Duration::MAX`).
+fn after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
 }
 
 extern "C" fn wait_at_exit() {
