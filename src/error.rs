@@ -69,6 +69,9 @@ pub enum ErrorKind {
     /// another thread compresses them would race, so compression needs
     /// [`Naming::Timestamped`](crate::Naming::Timestamped).
     CompressionNeedsTimestamps,
+    /// `compress(true)` in a build of the crate without its `compress` cargo feature, which
+    /// brings the gzip code: enable it in `Cargo.toml`.
+    CompressionNeedsFeature,
     /// The path has no file name (for example `""`, `/` or `logs/..`).
     NoFileName,
     /// The path names a directory, not a file.
@@ -191,6 +194,12 @@ impl fmt::Display for Error {
             ErrorKind::CompressionNeedsTimestamps => write!(
                 f,
                 "log file `{path}`: compress(true) needs naming(Naming::Timestamped)"
+            ),
+            ErrorKind::CompressionNeedsFeature => write!(
+                f,
+                "log file `{path}`: compress(true) needs the `compress` cargo feature of tracing-shared-file: \
+                 add features = [\"compress\"] to its line in Cargo.toml, or run \
+                 `cargo add tracing-shared-file --features compress`"
             ),
             ErrorKind::CreateDirectory => {
                 write!(f, "directory `{path}` for the log cannot be created")?;

@@ -49,7 +49,9 @@
 //!   [`max_files`](Builder::max_files) (archives kept besides the live file),
 //!   [`rotate_every`](Builder::rotate_every), [`naming`](Builder::naming),
 //!   [`max_age`](Builder::max_age), [`max_total_bytes`](Builder::max_total_bytes), and
-//!   `compress` (gzip, with the `compress` cargo feature, the crate's only one).
+//!   [`compress`](Builder::compress) (gzip, with the `compress` cargo feature, the crate's
+//!   only one; a process's normal exit waits for its compression, up to
+//!   [`compress_exit_timeout`](Builder::compress_exit_timeout)).
 //!
 //! # Guarantees
 //!
@@ -151,8 +153,10 @@
 //!
 //! # Cargo features
 //!
-//! - `compress` (off by default): `Builder::compress`, which gzips archives on a background
-//!   thread (with `flate2`).
+//! - `compress` (off by default): brings the gzip code (`flate2`) that
+//!   [`Builder::compress`] needs. The method is there without the feature too, so that it
+//!   shows here and in a code completion; `build()` then refuses `compress(true)` with
+//!   [`ErrorKind::CompressionNeedsFeature`], whose message says what to add to `Cargo.toml`.
 
 #![warn(
     missing_docs,
@@ -191,7 +195,10 @@ pub use non_blocking::{
 pub use panic_safe::PanicSafe;
 pub use report::IoFailure;
 pub use rotation::{Naming, Period};
-pub use settings::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, DEFAULT_PATH_CHECK_INTERVAL};
+pub use settings::{
+    DEFAULT_COMPRESS_EXIT_TIMEOUT, DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES,
+    DEFAULT_PATH_CHECK_INTERVAL,
+};
 pub use stats::Stats;
 /// The offset of [`Builder::utc_offset`], from the `time` crate.
 pub use time::UtcOffset;

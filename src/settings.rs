@@ -15,6 +15,10 @@ pub const DEFAULT_MAX_FILES: usize = 5;
 /// The default for [`Builder::path_check_interval`](crate::Builder::path_check_interval): 10 ms.
 pub const DEFAULT_PATH_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
+/// The default for
+/// [`Builder::compress_exit_timeout`](crate::Builder::compress_exit_timeout): 10 s.
+pub const DEFAULT_COMPRESS_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The options every write consults; checked by [`Builder::build`](crate::Builder::build).
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -30,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) max_age: Option<Duration>,
     pub(crate) max_total_bytes: Option<u64>,
     pub(crate) compress: bool,
+    /// How long an exit waits for this log's compression under way.
+    pub(crate) compress_exit_timeout: Duration,
 }
 
 impl Settings {
@@ -56,6 +62,7 @@ impl Default for Settings {
             max_age: None,
             max_total_bytes: None,
             compress: false,
+            compress_exit_timeout: DEFAULT_COMPRESS_EXIT_TIMEOUT,
         }
     }
 }

@@ -40,6 +40,10 @@ pub struct Stats {
     pub lock_wait_total: Duration,
     /// The longest single wait for the locks.
     pub lock_wait_max: Duration,
+    /// Archives this process gzipped (with [`compress`](crate::Builder::compress)),
+    /// whichever process rotated them: a pass claims each archive first, so across all
+    /// processes these add up to the `.gz` files made.
+    pub archives_compressed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +56,7 @@ pub(crate) struct Counters {
     events_dropped: AtomicU64,
     lock_wait_total_ns: AtomicU64,
     lock_wait_max_ns: AtomicU64,
+    archives_compressed: AtomicU64,
 }
 
 impl Counters {
@@ -81,6 +86,12 @@ impl Counters {
         self.rotation_errors.fetch_add(count, Relaxed);
     }
 
+    /// One archive gzipped.
+    #[cfg(feature = "compress")]
+    pub(crate) fn compressed(&self) {
+        self.archives_compressed.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn waited(&self, wait: Duration) {
         let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
         self.lock_wait_total_ns.fetch_add(nanos, Relaxed);
@@ -98,6 +109,7 @@ impl Counters {
             &self.events_dropped,
             &self.lock_wait_total_ns,
             &self.lock_wait_max_ns,
+            &self.archives_compressed,
         ] {
             counter.store(0, Relaxed);
         }
@@ -113,6 +125,7 @@ impl Counters {
             events_dropped: self.events_dropped.load(Relaxed),
             lock_wait_total: Duration::from_nanos(self.lock_wait_total_ns.load(Relaxed)),
             lock_wait_max: Duration::from_nanos(self.lock_wait_max_ns.load(Relaxed)),
+            archives_compressed: self.archives_compressed.load(Relaxed),
         }
     }
 }

@@ -100,8 +100,6 @@ impl SharedFile {
             lock_inherited: AtomicBool::new(false),
             counters: Counters::default(),
             reporter: Reporter::new(parts.on_error),
-            #[cfg(feature = "compress")]
-            compressor: Default::default(),
         });
         SharedFile { inner }
     }
@@ -140,6 +138,34 @@ impl SharedFile {
     /// ```
     pub fn stats(&self) -> Stats {
         self.inner.counters.snapshot()
+    }
+
+    /// Waits until no compression of this log is queued or under way in this process, or
+    /// until `timeout` passes; returns whether none is. A pass compresses every archive
+    /// but the newest, leaving those that another process has claimed to it (a failure is
+    /// reported); while other threads go on rotating, each rotation queues another pass.
+    ///
+    /// A process that exits normally waits for this by itself, up to
+    /// [`compress_exit_timeout`](crate::Builder::compress_exit_timeout), and so does the
+    /// drop of a [`WorkerGuard`](crate::WorkerGuard); call it to wait at another moment,
+    /// for instance before `std::process::exit` in a child forked without exec. Returns
+    /// `true` at once when there is nothing to wait for, without
+    /// [`compress`](crate::Builder::compress), and in a forked child for what its
+    /// parent queued (the parent's thread does not exist there).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tracing_shared_file::SharedFile;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = SharedFile::builder(dir.path().join("app.log")).build()?;
+    /// assert!(log.wait_for_compression(Duration::from_secs(10)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_for_compression(&self, timeout: std::time::Duration) -> bool {
+        self.inner.wait_for_compression(timeout)
     }
 
     /// Writes one event as a single unit: it lands whole in one file, never interleaved

@@ -289,6 +289,9 @@ impl Builder {
                 .resolve()
                 .ok_or_else(|| Error::config(ErrorKind::UnknownTimeZone, &path))?;
         }
+        if settings.compress && !cfg!(feature = "compress") {
+            return Err(Error::config(ErrorKind::CompressionNeedsFeature, &path));
+        }
         if settings.compress && settings.naming != Naming::Timestamped {
             return Err(Error::config(ErrorKind::CompressionNeedsTimestamps, &path));
         }

@@ -62,8 +62,6 @@ pub(crate) struct Inner {
     pub(crate) lock_inherited: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) reporter: Reporter,
-    #[cfg(feature = "compress")]
-    pub(crate) compressor: rotation::compression::Compressor,
 }
 
 pub(crate) struct State {
@@ -256,25 +254,40 @@ impl Inner {
         }
     }
 
-    /// What follows a rotation, off the lock: handing the archives to the compressor.
+    /// What follows a rotation, off the lock: handing the archives to this process's
+    /// compressor.
     fn after_rotation(self: &Arc<Self>, dir: Arc<Dir>) {
         #[cfg(feature = "compress")]
         if self.settings.compress {
-            let host: std::sync::Weak<dyn rotation::compression::Host> =
-                Arc::downgrade(self) as std::sync::Weak<Inner>;
             let job = rotation::compression::Job {
-                host,
+                host: Arc::clone(self) as Arc<dyn rotation::compression::Host>,
                 dir,
                 name: self.name.clone(),
                 path: self.path.clone(),
                 file_mode: self.settings.file_mode,
+                exit_timeout: self.settings.compress_exit_timeout,
             };
-            self.compressor.request(job, |error| {
-                self.report_failure(&crate::report::IoFailure::rotation(&self.path, error));
-            });
+            if let Err(error) = rotation::compression::request(job) {
+                self.report_failure(&crate::report::IoFailure::archives(&self.path, &error));
+            }
         }
         #[cfg(not(feature = "compress"))]
         let _ = dir;
+    }
+
+    /// Waits until the compression that this log's rotations so far asked for is done, or
+    /// `timeout` passes; whether it is done.
+    pub(crate) fn wait_for_compression(self: &Arc<Self>, timeout: Duration) -> bool {
+        #[cfg(feature = "compress")]
+        return rotation::compression::wait_for(
+            rotation::compression::key_of(Arc::as_ptr(self)),
+            timeout,
+        );
+        #[cfg(not(feature = "compress"))]
+        {
+            let _ = timeout;
+            true
+        }
     }
 
     /// Opens the lock file in `dir`; an error names it, and says what would fix it.
@@ -314,5 +327,9 @@ impl rotation::compression::Host for Inner {
 
     fn report(&self, error: &io::Error) {
         self.report_failure(&crate::report::IoFailure::archives(&self.path, error));
+    }
+
+    fn compressed(&self) {
+        self.counters.compressed();
     }
 }

@@ -222,7 +222,9 @@ pub struct NonBlocking {
     shared: Arc<Shared>,
 }
 
-/// Flushes everything queued and stops the background thread when dropped.
+/// Flushes everything queued and stops the background thread when dropped; with
+/// [`compress`](crate::Builder::compress), then waits for the log's compression under way,
+/// up to [`compress_exit_timeout`](crate::Builder::compress_exit_timeout).
 ///
 /// # Examples
 ///
@@ -375,6 +377,9 @@ impl Drop for WorkerGuard {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+        // What the last batches rotated is compressed before the guard lets the process go.
+        let file = &self.shared.file;
+        file.wait_for_compression(file.inner().settings.compress_exit_timeout);
     }
 }
 

@@ -44,7 +44,7 @@ fn worker_entry() {
 /// What a rotating child does once it has rotated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Then {
-    /// Exit at once (its compression, if any, dies with it).
+    /// Exit at once (a normal exit, which waits for its compression).
     Exit,
     /// Wait until its compression has left the directory settled (see `settled`).
     Settle,

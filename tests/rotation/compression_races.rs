@@ -177,11 +177,12 @@ fn an_archive_deleted_while_being_compressed_stays_deleted() {
         !log.with_file_name(&doomed).exists(),
         "retention kept the oldest archive"
     );
-    // The stopped compression goes on to its end.
+    // The stopped compression goes on to its end: its temporary file (the claim on the
+    // archive) goes.
     let deadline = Instant::now() + SETTLE_DEADLINE;
     while temporaries(&log)
         .iter()
-        .any(|name| name.contains(&format!(".gz.{pid}.")))
+        .any(|name| name.starts_with(&format!(".{doomed}.gz")))
     {
         assert!(Instant::now() < deadline, "the compression never ended");
         std::thread::sleep(Duration::from_millis(2));

@@ -245,6 +245,26 @@ pub(crate) fn register_fork_handlers(
     }
 }
 
+/// Registers `hook` to run when the process exits normally (`exit`, or a return from
+/// `main`); not on `_exit`, an abort or a signal.
+#[cfg(feature = "compress")]
+pub(crate) fn at_exit(hook: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: the hook is a plain function that lives for the whole program.
+    if unsafe { libc::atexit(hook) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other("atexit: no room for another exit handler"))
+    }
+}
+
+/// The calling thread, as a number that no other live thread of the process has; needs no
+/// thread-local storage, so it works in an exit handler too.
+#[cfg(feature = "compress")]
+pub(crate) fn thread_id() -> u64 {
+    // SAFETY: pthread_self cannot fail.
+    unsafe { libc::pthread_self() as usize as u64 }
+}
+
 /// Whether an error says the descriptor was not open for writing.
 pub(crate) fn is_not_writable(error: &io::Error) -> bool {
     error.raw_os_error() == Some(libc::EBADF)
