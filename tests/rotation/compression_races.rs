@@ -103,12 +103,7 @@ fn another_process_logs_while_one_is_stopped_mid_compression() {
     );
     wait_for_compression(&log, &big);
     let pid = compressing.pid();
-    // SAFETY: kill(2) on our own child, which has not been waited for.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-    assert!(
-        !temporaries(&log).is_empty(),
-        "compression finished before the stop; make the archive bigger"
-    );
+    stop_mid_compression(pid, &log);
     let other = RotatingChild::spawn(&log, &sync, 2, MAX_BYTES, KEEP_ALL, Then::Exit);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         other.wait_within(Duration::from_secs(10));
@@ -352,4 +347,32 @@ fn compressors_killed_at_random_moments_lose_nothing() {
         .verify();
     assert_verified(&report, &format!("seed {seed}"));
     assert_eq!(report.compressed, report.archives - 1, "{report}");
+}
+
+/// Stops the child `pid` while it compresses off the lock. A stop that lands in one of
+/// the compressor's short steps under the lock (a claim, or placing a finished copy) would
+/// stop everyone, as any holder stopped under the lock does: that moment is not the one
+/// under test, so the child goes on and is stopped again.
+fn stop_mid_compression(pid: libc::pid_t, log: &Path) {
+    for _ in 0..1000 {
+        // SAFETY: kill(2) on our own child, which has not been waited for.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+        // Every thread stopped, not just signalled: until then it may still take the lock.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !common::children::is_stopped(pid) {
+            assert!(Instant::now() < deadline, "the child did not stop");
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        assert!(
+            !temporaries(log).is_empty(),
+            "compression finished before the stop; make the archive bigger"
+        );
+        if common::log_files::lock_is_free(log) {
+            return;
+        }
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    panic!("the compressing child held the lock at every stop");
 }
