@@ -310,7 +310,7 @@ fn every_line_lands_once_in_plain_or_gzipped_archives() {
         fs::create_dir(dir.path().join("logs")).unwrap();
         let log = dir.path().join("logs/app.log");
         // Not `app.log.1`: a numbered archive is an archive of this log too, which
-        // retention counts and deletes oldest first (tests/mixed_fleet.rs).
+        // retention counts and deletes oldest first (tests/fleets/disagreeing.rs).
         let look_alikes = [
             "app.log.bak",
             "app.log.2026-11-27T14-00-00Z.txt",

@@ -213,7 +213,7 @@ impl LookAlikes {
             "app.log.2020-01-01T00:00:00Z",
         ];
         // The other naming's archives are archives of this log too, counted and deleted
-        // oldest first by every limit (tests/mixed_fleet.rs): not look-alikes.
+        // oldest first by every limit (tests/fleets/disagreeing.rs): not look-alikes.
         let _ = timestamped;
         let a_year_ago = now() - 365 * DAY;
         let paths = names

@@ -10,7 +10,7 @@
 //! - A child forked without exec that exits normally while its parent compresses does
 //!   not wait for its parent's compression.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::Write;
@@ -95,7 +95,7 @@ fn acknowledged(log: &Path, process: u32) -> u64 {
 }
 
 fn spawn_job(log: &Path, process: u32, mode: Mode) -> Child {
-    let mut command = common::entry_command("job_entry");
+    let mut command = common::entry_command(&common::entry!(job_entry));
     command
         .env(ENV_LOG, log)
         .env(ENV_PROCESS, process.to_string())
@@ -321,7 +321,7 @@ fn an_exit_from_a_hook_on_the_compressor_thread_ends_the_process() {
     let archives = plant_big(&log, 0, 2, 10);
     let blocked = format!(".{}.gz.tmp", stamped_archives(&log)[0].name);
     fs::create_dir(log.with_file_name(blocked)).unwrap();
-    let mut command = common::entry_command("exiting_hook_entry");
+    let mut command = common::entry_command(&common::entry!(exiting_hook_entry));
     command.env(ENV_HOOK_LOG, &log).stdout(Stdio::null());
     let mut child = common::spawn_retrying(&mut command).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

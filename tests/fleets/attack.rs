@@ -9,13 +9,15 @@
 //! archive name was given twice. Archives stamped more than an hour ahead of the clock
 //! are retired first: with a clock set back, the disk does not fill.
 //!
-//! With `TSF_OLD_FLEET_BINARY` naming a build of this test binary at an older version of
-//! the crate (one whose page has no schedule words, such as commit 6320105), an old and
-//! a new process share a log; without it, that test says it skips.
+//! With `TSF_OLD_FLEET_BINARY` naming a build of this test binary against an older
+//! version of the crate (one whose page has no schedule words, such as commit 6320105:
+//! copy this `tests/` into a checkout of it and run `cargo test --no-run --test fleets`
+//! there), an old and a new process share a log
+//! (`cargo test --test fleets attack::an_older_version`); without it, that test says it
+//! skips.
 
-mod common;
-#[path = "mixed_fleet/support.rs"]
-mod fleet;
+use crate::common;
+use crate::fleet;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -24,11 +26,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::verifier::Verifier;
 use fleet::{Clock, Job, LARGE, faketime_available, files_of, lines_by_writer, run_together};
-
-#[test]
-fn fleet_writer_entry() {
-    fleet::writer_entry();
-}
 
 fn unix_now() -> u64 {
     SystemTime::now()

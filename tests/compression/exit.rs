@@ -13,7 +13,7 @@
 //! - The `WorkerGuard`'s drop, and `SharedFile::wait_for_compression`, return once every
 //!   archive but the newest is gzipped.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::Write;
@@ -60,7 +60,7 @@ fn cron_job(log: &Path, sync: &Path, process: u32) -> WriterSpec {
 
 /// Starts a cron job at once: `<sync>/go` is already there.
 fn spawn_job(spec: &WriterSpec) -> Child {
-    let mut command = common::entry_command("worker_entry");
+    let mut command = common::entry_command(&common::entry!(worker_entry));
     spec.apply(&mut command);
     command.stdout(Stdio::null());
     common::spawn_retrying(&mut command).expect("spawn a cron job")
@@ -256,7 +256,7 @@ fn big_archive_beside(dir: &Path) -> (PathBuf, String) {
 }
 
 fn run_rotate_once(log: &Path, timeout: Option<Duration>) {
-    let mut command = common::entry_command("rotate_once_entry");
+    let mut command = common::entry_command(&common::entry!(rotate_once_entry));
     command.env(ENV_LOG, log).stdout(Stdio::null());
     match timeout {
         Some(Duration::MAX) => command.env(ENV_TIMEOUT_MS, "max"),

@@ -8,22 +8,16 @@
 //!   all, and every writer's surviving lines are its newest, each once.
 //! - A disagreement is reported once per lock file, not once per process.
 //!
-//! Every writer is a real process: this test binary, re-run with `TSF_FLEET_CHILD` set,
-//! under `faketime` for a clock that is off. Without `faketime` (see
-//! `.ci/install-test-tools`) the clock cases print "skipped" and pass.
+//! Every writer is a real process: this test binary, re-run for `fleet::writer_entry`
+//! with `TSF_FLEET_CHILD` set, under `faketime` for a clock that is off. Without
+//! `faketime` (see `.ci/install-test-tools`) the clock cases print "skipped" and pass.
 
-mod common;
-#[path = "mixed_fleet/support.rs"]
-mod fleet;
+use crate::common;
+use crate::fleet;
 
 use common::verifier::{Expect, Verifier};
 use common::workload::WriterId;
 use fleet::{Clock, Job, LARGE, faketime_available, files_of, lines_by_writer, run_together};
-
-#[test]
-fn fleet_writer_entry() {
-    fleet::writer_entry();
-}
 
 /// Two processes, 50 lines each, 20 ms apart: every line once, and at most two rotations
 /// (one for the disagreement, one if the second crosses a boundary).

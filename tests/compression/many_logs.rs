@@ -8,7 +8,7 @@
 //!   never one per log, and once every guard is dropped the process holds exactly the
 //!   descriptors of its 300 files again: compression leaves none open.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -145,9 +145,15 @@ fn many_logs_entry() {
 fn run_once(run: u32) {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
-    let child = spawn_entry(&exe, "many_logs_entry", dir.path(), "many", |command| {
-        command.env(ENV_DIR, dir.path());
-    });
+    let child = spawn_entry(
+        &exe,
+        &common::entry!(many_logs_entry),
+        dir.path(),
+        "many",
+        |command| {
+            command.env(ENV_DIR, dir.path());
+        },
+    );
     child
         .wait(Instant::now() + Duration::from_secs(300))
         .assert_success();

@@ -8,7 +8,7 @@
 //!   directory) is never followed, written or removed: that archive stays plain, the
 //!   failure is reported, and the other archives are compressed.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -150,7 +150,7 @@ fn processes_racing_to_compress_never_both_write_a_temporary_for_one_archive() {
         .map(|process| {
             spawn_entry(
                 &exe,
-                "racer_entry",
+                &common::entry!(racer_entry),
                 &sync,
                 &process.to_string(),
                 |command| {

@@ -1,7 +1,7 @@
-//! The writer processes of the mixed-fleet tests: each is the test binary re-run with
-//! `TSF_FLEET_CHILD` set, with its own options and, under libfaketime, its own clock (an
-//! offset, or one that a file steps mid-run). Included by `#[path]` from each test file
-//! that runs such a fleet.
+//! The writer processes of the fleet tests: each is this test binary re-run for
+//! [`writer_entry`] (the one writer entry of the area) with `TSF_FLEET_CHILD` set, with
+//! its own options and, under libfaketime, its own clock (an offset, or one that a file
+//! steps mid-run). `disagreeing` and `attack` run such fleets.
 
 #![allow(dead_code)]
 
@@ -78,9 +78,10 @@ impl Job {
     }
 }
 
-/// Child side: one writer process; each test file calls it from its
-/// `fleet_writer_entry` test.
-pub fn writer_entry() {
+/// Child side: one writer process, configured by `TSF_FLEET_CHILD` (a [`Job`]); without
+/// it, a no-op.
+#[test]
+fn writer_entry() {
     let Some(config) = std::env::var_os(CHILD_ENV) else {
         return;
     };
@@ -156,22 +157,19 @@ pub fn spawn(log: &Path, job: &Job) -> Running {
     let dir = log.parent().unwrap();
     let stdout = dir.join(format!("p{}.stdout", job.process));
     let stderr = dir.join(format!("p{}.stderr", job.process));
+    // Another build is these same test sources against an older crate: same entry name.
     let exe = (job.binary.clone()).unwrap_or_else(|| std::env::current_exe().unwrap());
+    let entry = common::entry!(writer_entry);
     let mut command = match &job.clock {
-        Clock::Real => common::entry_command_of(&exe, "fleet_writer_entry"),
+        Clock::Real => common::entry_command_of(&exe, &entry),
         Clock::Offset(offset) => {
             let mut command = Command::new("faketime");
             command.args(["-f", offset]).arg(&exe);
-            command.args([
-                "--exact",
-                "fleet_writer_entry",
-                "--nocapture",
-                "--test-threads=1",
-            ]);
+            command.args(["--exact", &entry, "--nocapture", "--test-threads=1"]);
             command
         }
         Clock::SteppedBy(file) => {
-            let mut command = common::entry_command("fleet_writer_entry");
+            let mut command = common::entry_command_of(&exe, &entry);
             command
                 .env(
                     "LD_PRELOAD",

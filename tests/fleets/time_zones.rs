@@ -3,9 +3,9 @@
 //! none missed, none doubled, archive names in UTC, and every line in the file of its
 //! local day.
 //!
-//! The writer is a real process (this test binary, re-run with `TSF_DST_CHILD` set) under
-//! libfaketime with a clock running 40 000 times faster than real time from a Saturday
-//! evening, so that two days pass in four seconds. Without `faketime` (see
+//! The writer is a real process (this test binary, re-run for `dst_writer_entry` with
+//! `TSF_DST_CHILD` set) under libfaketime with a clock running 40 000 times faster than
+//! real time from a Saturday evening, so that two days pass in four seconds. Without `faketime` (see
 //! `.ci/install-test-tools`) the tests print "skipped" and pass.
 
 use std::fs;
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use tracing_shared_file::{Naming, Period, SharedFile};
+
+use crate::common;
 
 const CHILD_ENV: &str = "TSF_DST_CHILD";
 const ZONE: &str = "Europe/Berlin";
@@ -146,7 +148,7 @@ fn run_across(start: &str, tz: &str) {
         .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "dst_writer_entry",
+            &common::entry!(dst_writer_entry),
             "--nocapture",
             "--test-threads=1",
         ])
