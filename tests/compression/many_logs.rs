@@ -154,9 +154,8 @@ fn run_once(run: u32) {
             command.env(ENV_DIR, dir.path());
         },
     );
-    child
-        .wait(Instant::now() + Duration::from_secs(300))
-        .assert_success();
+    let finished = child.wait(Instant::now() + Duration::from_secs(300));
+    finished.assert_success();
     let counts: BTreeMap<String, usize> = fs::read_to_string(dir.path().join("counts"))
         .unwrap()
         .lines()
@@ -171,7 +170,8 @@ fn run_once(run: u32) {
     assert_eq!(
         (n("written"), n("write_errors"), n("dropped")),
         (logs * LINES as usize, 0, 0),
-        "run {run}: {counts:?}"
+        "run {run}: {counts:?}, the library's reports: {:#?}",
+        finished.reports()
     );
     assert!(n("rotations") >= logs * 4, "run {run}: {counts:?}");
     assert!(n("compressed") > 0, "run {run}: {counts:?}");
