@@ -1,7 +1,7 @@
 //! The process's handle on the live log file: opening it safely, noticing when the path
 //! no longer names it, and appending all of an append or nothing torn.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
 
@@ -73,6 +73,27 @@ impl LogHandle {
             file,
             id: FileId::of(&metadata),
         })
+    }
+
+    /// Creates a fresh, empty log file under a hidden temporary name in `dir` (with
+    /// exactly the permission bits `mode` if given), for a rotation to put in place once
+    /// the live file is renamed away: if it cannot be created (no descriptor left, say),
+    /// the rotation has not begun. Returns the handle and the temporary name.
+    pub(crate) fn create_fresh(dir: &Dir, mode: Option<u32>) -> io::Result<(Self, OsString)> {
+        let (file, temporary) = dir
+            .create_temporary(Access::APPEND_CREATE, mode)
+            .map_err(|e| crate::log_dir::explain_access(dir, OsStr::new("."), e))?;
+        let made = file.metadata().and_then(|metadata| {
+            platform::make_blocking(&file)?;
+            Ok(FileId::of(&metadata))
+        });
+        match made {
+            Ok(id) => Ok((LogHandle { file, id }, temporary)),
+            Err(error) => {
+                let _ = dir.remove(&temporary);
+                Err(error)
+            }
+        }
     }
 
     /// The descriptor, for the fork handlers.

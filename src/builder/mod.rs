@@ -15,6 +15,7 @@ use crate::rotation::Naming;
 use crate::settings::Settings;
 use crate::writer::{Parts, SharedFile};
 
+mod names;
 mod policy;
 
 /// Configures a [`SharedFile`]; made by [`SharedFile::builder`].
@@ -298,6 +299,7 @@ impl Builder {
         let dir = std::fs::canonicalize(parent)
             .and_then(|real| LogDir::open(&real, settings.file_mode))
             .map_err(|e| Error::io(ErrorKind::CreateDirectory, parent, e))?;
+        check_name_length(&dir, &name, &settings, &path)?;
         // What a killed process left half-made; nothing depends on it being done.
         let _ = crate::log_dir::remove_abandoned_temporaries(dir.dir(), &name);
         let lock_path = LockFile::path_for(&path);
@@ -337,6 +339,34 @@ impl fmt::Debug for Builder {
             .field("settings", &self.settings)
             .field("on_error", &self.on_error.as_ref().map(|_| "<hook>"))
             .finish()
+    }
+}
+
+/// Refuses a log whose longest name (see [`names`]) the directory cannot take.
+fn check_name_length(
+    dir: &LogDir,
+    name: &std::ffi::OsStr,
+    settings: &Settings,
+    path: &Path,
+) -> Result<(), Error> {
+    let limit = dir
+        .dir()
+        .name_max()
+        .map_err(|e| Error::io(ErrorKind::CreateDirectory, dir.path(), e))?;
+    let longest = names::longest_name(name, settings);
+    match limit {
+        Some(limit) if longest.len() > limit => {
+            let detail = std::io::Error::new(
+                std::io::ErrorKind::InvalidFilename,
+                format!(
+                    "the longest, `{}`, is {} bytes, and the directory takes at most {limit}",
+                    longest.to_string_lossy(),
+                    longest.len()
+                ),
+            );
+            Err(Error::io(ErrorKind::NameTooLong, path, detail))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -55,14 +55,26 @@ impl Turns<'_> {
     }
 }
 
+/// How a hold starts: whether to append its first event whatever the file's size (earlier
+/// holds made no progress), and whether a rotation already failed during this write, in
+/// which case the hold appends all its events and does not try again: the next write
+/// does.
+#[derive(Clone, Copy)]
+pub(super) struct Start {
+    pub(super) force_first: bool,
+    pub(super) rotation_failed: bool,
+}
+
 /// What one hold of the lock did.
 pub(super) struct Held {
     /// How many of the events it wrote.
     pub(super) written: usize,
     /// Whether others were waiting for the lock when it let go.
     pub(super) others_waiting: bool,
-    /// The directory it rotated in, if it rotated: retention follows, off the lock.
+    /// The directory it rotated in, if it rotated: compression follows, off the lock.
     pub(super) rotated_in: Option<Arc<Dir>>,
+    /// Whether a rotation failed in this hold.
+    pub(super) rotation_failed: bool,
 }
 
 /// The events of one write: `buf[start..ends[0]]` is the first, `buf[ends[0]..ends[1]]`
@@ -85,10 +97,13 @@ struct Hold<'a> {
     len: u64,
     clock: Option<Clock>,
     period: Option<LivePeriod>,
-    /// After a failed rotation the next event is appended anyway: losing it would be
-    /// worse than an oversized file. So is the first event when earlier holds made no
-    /// progress, so that a write always ends.
+    /// The first event when earlier holds made no progress is appended whatever the
+    /// file's size, so that a write always ends.
     append_anyway: bool,
+    /// After a failed rotation every event of the write is appended anyway: losing them
+    /// would be worse than an oversized file, and trying again for each would hold the
+    /// lock for as many failures.
+    rotation_failed: bool,
     may_rotate: bool,
     rotated: bool,
     reopens: usize,
@@ -99,7 +114,7 @@ impl Inner {
     pub(super) fn write_some(
         &self,
         events: Events<'_>,
-        force_first: bool,
+        start: Start,
         turns: Turns<'_>,
         outcome: &mut Outcome,
     ) -> io::Result<Held> {
@@ -126,13 +141,14 @@ impl Inner {
         if check_paths {
             *last_path_check = Some(now);
         }
-        let mut hold = Hold::begin(self, state_dir, page, handle, outcome, force_first)?;
+        let mut hold = Hold::begin(self, state_dir, page, handle, outcome, start)?;
         let written = hold.write(events)?;
-        let rotated = hold.rotated;
+        let (rotated, rotation_failed) = (hold.rotated, hold.rotation_failed);
         Ok(Held {
             written,
             others_waiting: written < events.ends.len() && page.has_waiters(),
             rotated_in: rotated.then(|| Arc::clone(state_dir)),
+            rotation_failed,
         })
     }
 
@@ -157,7 +173,7 @@ impl<'a> Hold<'a> {
         page: &'a Page,
         handle: &'a mut LogHandle,
         outcome: &'a mut Outcome,
-        force_first: bool,
+        start: Start,
     ) -> io::Result<Self> {
         // From the kernel, every time: another program may have appended under the lock,
         // or cut the file (copytruncate), and a repair must know where an append began.
@@ -177,8 +193,9 @@ impl<'a> Hold<'a> {
             len,
             clock,
             period,
-            append_anyway: force_first,
-            may_rotate: true,
+            append_anyway: start.force_first,
+            rotation_failed: start.rotation_failed,
+            may_rotate: !start.rotation_failed,
             rotated: false,
             reopens: 0,
         })
@@ -214,6 +231,9 @@ impl<'a> Hold<'a> {
     fn fitting(&self, start: usize, ends: &[usize], first: usize) -> usize {
         // The first event always goes into an empty file, even one larger than max_bytes
         // on its own; after it, events go in while the file has room.
+        if self.rotation_failed {
+            return ends.len();
+        }
         let mut last = first;
         if self.len == 0 || self.append_anyway {
             last += 1;
@@ -252,7 +272,7 @@ impl<'a> Hold<'a> {
             }
             Rotation::Failed => {
                 self.may_rotate = false;
-                self.append_anyway = true;
+                self.rotation_failed = true;
             }
             // Something else now sits at the path: decide again for it, but not forever if
             // it keeps changing.

@@ -28,7 +28,7 @@ use crate::report::{IfFailed, Reporter};
 use crate::rotation::{self, Limits, LogName, Policy, Rotated};
 use crate::settings::Settings;
 use crate::stats::Counters;
-use hold::{Events, Held, Turns};
+use hold::{Events, Held, Start, Turns};
 use outcome::Outcome;
 
 mod entering;
@@ -104,8 +104,12 @@ impl Inner {
         let mut idle_holds = 0;
         let mut after_turn = false;
         let mut untaken_turns = 0;
+        let mut rotation_failed = false;
         let result = loop {
-            let force_first = idle_holds >= MAX_IDLE_HOLDS;
+            let start_as = Start {
+                force_first: idle_holds >= MAX_IDLE_HOLDS,
+                rotation_failed,
+            };
             let events = Events {
                 buf,
                 start,
@@ -113,7 +117,7 @@ impl Inner {
             };
             let next = self.write_some(
                 events,
-                force_first,
+                start_as,
                 Turns {
                     after_turn,
                     untaken: &mut untaken_turns,
@@ -126,7 +130,9 @@ impl Inner {
                     written,
                     others_waiting,
                     rotated_in,
+                    rotation_failed: failed,
                 }) => {
+                    rotation_failed |= failed;
                     if let Some(dir) = rotated_in {
                         self.after_rotation(dir);
                     }
@@ -194,6 +200,10 @@ impl Inner {
 
     /// Rotates the live file and points `handle` at the fresh one. A failed rotation is
     /// recorded for the report.
+    ///
+    /// The fresh file is created first, under a temporary name, and put in place once the
+    /// live file is renamed away: a rotation that cannot create it (no descriptor or
+    /// inode left) has not begun, and the log is never left without a live file.
     fn rotate(
         &self,
         dir: &Dir,
@@ -202,7 +212,18 @@ impl Inner {
         stamp: i64,
         outcome: &mut Outcome,
     ) -> io::Result<Rotation> {
-        // Until the fresh file is open and recorded, the record must not name the file
+        let (fresh, temporary) = match LogHandle::create_fresh(dir, self.settings.file_mode) {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                outcome.rotation_errors += 1;
+                outcome.last_rotation_error = Some(io::Error::new(
+                    error.kind(),
+                    format!("cannot create the fresh log file, so did not rotate: {error}"),
+                ));
+                return Ok(Rotation::Failed);
+            }
+        };
+        // Until the fresh file is in place and recorded, the record must not name the file
         // being renamed away: a holder that fails or dies half-way leaves the next one to
         // look the path up, instead of appending to (or rotating) the archive.
         page.forget_live();
@@ -212,7 +233,12 @@ impl Inner {
             path: &self.path,
         };
         let now = rotation::unix_now();
-        match rotation::rotate(log, handle.id(), self.policy(), stamp, now, page.ledger()) {
+        let rotated = rotation::rotate(log, handle.id(), self.policy(), stamp, now, page.ledger());
+        let discard = |fresh: LogHandle| {
+            drop(fresh);
+            let _ = dir.remove(&temporary);
+        };
+        match rotated {
             Ok(Rotated::Yes { ledger, retention }) => {
                 match ledger {
                     Some(ledger) => page.set_ledger(ledger),
@@ -223,14 +249,24 @@ impl Inner {
                     outcome.archives_error = Some(error);
                 }
                 self.counters.rotated();
-                *handle = self.open_log(dir)?;
+                *handle = match dir.place(&temporary, &self.name) {
+                    Ok(()) => fresh,
+                    // Another program created a file at the path meanwhile: that one is
+                    // the live file now.
+                    Err(_) => {
+                        drop(fresh);
+                        self.open_log(dir)?
+                    }
+                };
                 Ok(Rotation::Done)
             }
             Ok(Rotated::PathMoved) => {
+                discard(fresh);
                 *handle = self.open_log(dir)?;
                 Ok(Rotation::Reopened)
             }
             Err(error) => {
+                discard(fresh);
                 outcome.rotation_errors += 1;
                 outcome.last_rotation_error = Some(error);
                 if handle.is_stale(dir, &self.name)? {

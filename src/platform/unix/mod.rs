@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 mod dir;
-pub(crate) use dir::{Access, Dir, Kind};
+pub(crate) use dir::{Access, Dir, Kind, LONGEST_TEMPORARY, TEMPORARY_PREFIX};
 
 /// What makes a file the same file: its device and inode, not its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,9 @@ pub(crate) fn into_raw_fd(file: File) -> RawFd {
 /// Sets the permission bits of what `path` names.
 pub(crate) fn set_mode(path: &std::path::Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    retry_interrupted(|| {
+        interruptible(|| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+    })
 }
 
 /// The set-group-ID bit of what `path` names, as a mode (0 if unset).
@@ -74,6 +76,37 @@ pub(crate) fn make_blocking(file: &File) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Sets the calling thread's `errno`, where the platform says how; elsewhere the end of a
+/// directory stream and an error reading it look alike, and both end the listing.
+pub(crate) fn set_errno(value: libc::c_int) {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "dragonfly"))]
+    // SAFETY: the calling thread's errno.
+    unsafe {
+        *libc::__errno_location() = value;
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    // SAFETY: the calling thread's errno.
+    unsafe {
+        *libc::__error() = value;
+    }
+    #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+    // SAFETY: the calling thread's errno.
+    unsafe {
+        *libc::__errno() = value;
+    }
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    )))]
+    let _ = value;
 }
 
 /// Runs `call` until it does not fail with EINTR: a signal handler installed without
@@ -126,7 +159,7 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
 /// file, and a page another process already wrote is left alone.
 fn extend(file: &File, len: u64) -> io::Result<()> {
     if file.metadata()?.len() < len {
-        retry_interrupted(|| file.set_len(len))?;
+        retry_interrupted(|| interruptible(|| file.set_len(len)))?;
     }
     Ok(())
 }
@@ -186,10 +219,15 @@ pub(crate) struct LinksAndLen {
 pub(crate) fn links_and_len(file: &File) -> io::Result<LinksAndLen> {
     // SAFETY: `fstat` writes only into the zeroed struct we own.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid descriptor and a valid pointer.
-    if unsafe { libc::fstat(file.as_raw_fd(), &mut stat) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    retry_interrupted(|| {
+        interruptible(|| {
+            // SAFETY: a valid descriptor and a valid pointer.
+            if unsafe { libc::fstat(file.as_raw_fd(), &mut stat) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    })?;
     Ok(LinksAndLen {
         links: stat.st_nlink as u64,
         len: stat.st_size as u64,
@@ -421,6 +459,52 @@ pub(crate) fn prefer_not_to_preempt() {
         unsafe {
             libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
         }
+    }
+}
+
+/// Makes the system call `call`; in tests, while [`interruptions`] is armed, every other
+/// one fails with EINTR instead, without being made. Every call that can return EINTR
+/// goes through this inside [`retry_interrupted`].
+pub(crate) fn interruptible<T>(call: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    #[cfg(test)]
+    if interruptions::inject() {
+        return Err(io::Error::from_raw_os_error(libc::EINTR));
+    }
+    call()
+}
+
+/// A test-only fault: while armed on a thread, every other system call made through
+/// [`interruptible`] on it fails with EINTR without being made, as a signal would make
+/// it: one that is not retried fails the test.
+#[cfg(test)]
+pub(crate) mod interruptions {
+    use std::cell::Cell;
+
+    thread_local! {
+        static ARMED: Cell<bool> = const { Cell::new(false) };
+        static CALLS: Cell<u64> = const { Cell::new(0) };
+        static INJECTED: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Arms (or disarms) the fault on this thread; returns how many were injected so far.
+    pub(crate) fn arm(armed: bool) -> u64 {
+        ARMED.set(armed);
+        INJECTED.get()
+    }
+
+    /// Whether to fail this call: every other one while armed, so that each retry of a
+    /// failed one goes through.
+    pub(super) fn inject() -> bool {
+        if !ARMED.get() {
+            return false;
+        }
+        let calls = CALLS.get() + 1;
+        CALLS.set(calls);
+        let inject = calls % 2 == 1;
+        if inject {
+            INJECTED.set(INJECTED.get() + 1);
+        }
+        inject
     }
 }
 
