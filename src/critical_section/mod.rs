@@ -35,6 +35,7 @@ mod entering;
 mod hold;
 mod live_period;
 mod outcome;
+mod retention;
 
 /// How long a process that must take the lock again to go on with a long write (one
 /// that rotates more than once) stands back when others are waiting, so that one of
@@ -79,8 +80,11 @@ const MAX_IDLE_HOLDS: usize = 3;
 
 /// What an attempt to rotate did.
 enum Rotation {
-    /// The live file became an archive; `handle` is on a fresh file.
-    Done,
+    /// The live file became an archive; `handle` is on a fresh file. Retention may
+    /// follow, off the lock.
+    Done(Option<rotation::Sweep>),
+    /// Nothing was done: the archives must be listed first, off the lock.
+    ListFirst,
     /// The rotation failed (and was recorded): `handle` is on the file it was.
     Failed,
     /// The path no longer named the file to rotate: `handle` is on whatever it names now.
@@ -105,10 +109,12 @@ impl Inner {
         let mut after_turn = false;
         let mut untaken_turns = 0;
         let mut rotation_failed = false;
+        let mut listed = None;
         let result = loop {
             let start_as = Start {
                 force_first: idle_holds >= MAX_IDLE_HOLDS,
                 rotation_failed,
+                listed: listed.as_ref(),
             };
             let events = Events {
                 buf,
@@ -129,22 +135,23 @@ impl Inner {
                 Ok(Held {
                     written,
                     others_waiting,
-                    rotated_in,
                     rotation_failed: failed,
+                    after,
                 }) => {
                     rotation_failed |= failed;
-                    if let Some(dir) = rotated_in {
-                        self.after_rotation(dir);
+                    if let Some(after) = after {
+                        listed = self.after_hold(after, &mut rotation_failed, &mut outcome);
                     }
                     done += written;
                     if done == ends.len() {
                         break Ok(());
                     }
-                    if written == 0 {
-                        idle_holds += 1;
-                    } else {
+                    if written > 0 {
                         idle_holds = 0;
                         start = ends[done - 1];
+                    } else if listed.is_none() {
+                        // A hold that stopped for a listing made progress of its own.
+                        idle_holds += 1;
                     }
                     if others_waiting {
                         std::thread::sleep(TURN);
@@ -210,6 +217,7 @@ impl Inner {
         page: &Page,
         handle: &mut LogHandle,
         stamp: i64,
+        listed: Option<&rotation::Listing>,
         outcome: &mut Outcome,
     ) -> io::Result<Rotation> {
         let (fresh, temporary) = match LogHandle::create_fresh(dir, self.settings.file_mode) {
@@ -233,20 +241,23 @@ impl Inner {
             path: &self.path,
         };
         let now = rotation::unix_now();
-        let rotated = rotation::rotate(log, handle.id(), self.policy(), stamp, now, page.ledger());
+        let rotated = rotation::rotate(
+            log,
+            handle.id(),
+            self.policy(),
+            (stamp, now),
+            page.ledger(),
+            listed,
+        );
         let discard = |fresh: LogHandle| {
             drop(fresh);
             let _ = dir.remove(&temporary);
         };
         match rotated {
-            Ok(Rotated::Yes { ledger, retention }) => {
+            Ok(Rotated::Yes { ledger, sweep }) => {
                 match ledger {
                     Some(ledger) => page.set_ledger(ledger),
                     None => page.forget_ledger(),
-                }
-                if let Some(error) = retention {
-                    outcome.rotation_errors += 1;
-                    outcome.archives_error = Some(error);
                 }
                 self.counters.rotated();
                 *handle = match dir.place(&temporary, &self.name) {
@@ -258,7 +269,12 @@ impl Inner {
                         self.open_log(dir)?
                     }
                 };
-                Ok(Rotation::Done)
+                Ok(Rotation::Done(sweep))
+            }
+            Ok(Rotated::ListFirst) => {
+                discard(fresh);
+                page.set_live(handle.id());
+                Ok(Rotation::ListFirst)
             }
             Ok(Rotated::PathMoved) => {
                 discard(fresh);

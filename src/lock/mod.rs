@@ -292,6 +292,8 @@ impl<'a> LockGuard<'a> {
     /// Takes over a lock that `lock` already holds, recording this process as its holder.
     pub(crate) fn held(lock: &'a LockFile) -> Self {
         lock.page.set_holder(platform::pid());
+        #[cfg(test)]
+        platform::listings::locked(true);
         LockGuard { lock }
     }
 
@@ -304,5 +306,7 @@ impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         self.lock.page.set_holder(0);
         self.lock.release();
+        #[cfg(test)]
+        platform::listings::locked(false);
     }
 }

@@ -12,7 +12,7 @@ mod timestamped;
 
 pub use period::Period;
 pub(crate) use period::{EARLIEST, Schedule, unix_now, unix_seconds};
-pub(crate) use retention::{Ledger, Limits};
+pub(crate) use retention::{Ledger, Limits, Listing, doomed, sweep};
 
 /// How archives are named; see [`Builder::naming`](crate::Builder::naming).
 ///
@@ -52,12 +52,17 @@ pub(crate) fn fits(current_len: u64, incoming: usize, max_bytes: u64) -> bool {
 #[derive(Debug)]
 pub(crate) enum Rotated {
     /// The live file became the newest archive; for timestamped names, what the page
-    /// should now record about the archives (`None`: list them at the next rotation),
-    /// and why deleting old archives failed, if it did.
+    /// should now record about the archives, and whether a limit may be exceeded: then
+    /// the archives are listed once the lock is let go, and the oldest deleted under it
+    /// again (see [`sweep`]).
     Yes {
         ledger: Option<Ledger>,
-        retention: Option<io::Error>,
+        sweep: Option<Sweep>,
     },
+    /// Timestamped names, and the page knows nothing of the archives (a new lock file):
+    /// the next archive's name must come after the newest one's, so they are listed
+    /// first, off the lock, and the rotation tried again with the [`Listing`].
+    ListFirst,
     /// The path no longer names the file `live` (an operator moved or deleted it, or put
     /// something else there): nothing was touched, and the caller reopens the path.
     PathMoved,
@@ -71,6 +76,16 @@ pub(crate) struct LogName<'a> {
     pub(crate) path: &'a Path,
 }
 
+/// Retention to do after a rotation, off the lock but for the deletions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sweep {
+    /// Down to the limits themselves (nothing was known before), not 15/16 of them.
+    pub(crate) exact: bool,
+    /// The ledger the rotation left in the page: if it is still there at the sweep, nobody
+    /// rotated since, and the listing is exact.
+    pub(crate) recorded: Ledger,
+}
+
 /// How a rotation names the archive, and what it keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Policy {
@@ -82,16 +97,18 @@ pub(crate) struct Policy {
 /// timestamped archive; `now` judges numbered archives' age.
 ///
 /// Numbered names apply the retention limits here, since the renumbering touches every
-/// archive anyway; timestamped names leave that to [`retain`], which can run after the
-/// lock is released.
+/// archive anyway (looking them up by number, never listing the directory); timestamped
+/// names leave that to a [`sweep`], whose listing runs after the lock is released.
+/// `listed` is a listing made off the lock, for when the page's `ledger` is unknown.
 pub(crate) fn rotate(
     log: LogName<'_>,
     live: FileId,
     policy: Policy,
-    stamp: i64,
-    now: i64,
+    at: (i64, i64),
     ledger: Option<Ledger>,
+    listed: Option<&Listing>,
 ) -> io::Result<Rotated> {
+    let (stamp, now) = at;
     let archived = match log.dir.entry(log.name)? {
         // A symbolic link swapped in at the path is never renamed into an archive.
         Some(entry) if entry.kind == Kind::File && entry.id == live => entry.len,
@@ -105,18 +122,18 @@ pub(crate) fn rotate(
             }
             Ok(Rotated::Yes {
                 ledger: None,
-                retention: None,
+                sweep: None,
             })
         }
         Naming::Timestamped => {
             // A page with words that cannot be true is not believed: the archives are
             // listed instead.
-            let ledger = ledger.and_then(|ledger| ledger.checked(now));
-            let newest = match ledger {
-                Some(ledger) => ledger.newest,
-                None => timestamped::newest(log).map_err(|e| explain(log, e))?,
+            let (ledger, exact) = match (ledger.and_then(|ledger| ledger.checked(now)), listed) {
+                (Some(ledger), _) => (ledger, false),
+                (None, Some(listed)) => (listed.ledger(), true),
+                (None, None) => return Ok(Rotated::ListFirst),
             };
-            let (time, counter) = timestamped::next_name(stamp, newest);
+            let (time, counter) = timestamped::next_name(stamp, ledger.newest);
             let named = timestamped::rotate(log, time, counter).map_err(|e| explain(log, e))?;
             if !renamed_the_live_file(
                 log,
@@ -125,19 +142,16 @@ pub(crate) fn rotate(
             )? {
                 return Ok(Rotated::PathMoved);
             }
-            // The rotation is done: a failure from here on is retention's alone.
-            Ok(
-                match retention::after_rotation(log, ledger, archived, named, policy.limits, now) {
-                    Ok(ledger) => Rotated::Yes {
-                        ledger: Some(ledger),
-                        retention: None,
-                    },
-                    Err(error) => Rotated::Yes {
-                        ledger: None,
-                        retention: Some(explain(log, error)),
-                    },
-                },
-            )
+            let ledger = retention::account(ledger, archived, named, policy.limits);
+            let sweep =
+                (exact || retention::needs_sweep(ledger, policy.limits, now)).then_some(Sweep {
+                    exact,
+                    recorded: ledger,
+                });
+            Ok(Rotated::Yes {
+                ledger: Some(ledger),
+                sweep,
+            })
         }
     }
 }
@@ -158,7 +172,7 @@ fn renamed_the_live_file(log: LogName<'_>, archive: &OsStr, live: FileId) -> io:
 }
 
 /// Adds to a permission error what rotation needs of the directory.
-fn explain(log: LogName<'_>, error: io::Error) -> io::Error {
+pub(crate) fn explain(log: LogName<'_>, error: io::Error) -> io::Error {
     if error.kind() != io::ErrorKind::PermissionDenied {
         return error;
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::LogName;
 use super::period::Schedule;
 use super::timestamped::{self, Archive};
+use crate::platform::Kind;
 
 /// The limits on the archives kept; `max_files` always applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub(crate) fn how_many_to_delete(archives: &[Kept], limits: Limits, now: i64) ->
 /// counting as one, with their sizes (one `stat` each: the ledger must know them, for a
 /// process with `max_total_bytes` may come later).
 /// An archive's age counts from the time in its name (see `Limits::aged_from`).
-pub(crate) fn timestamped_archives(log: LogName<'_>, limits: Limits) -> io::Result<Vec<Kept>> {
+fn kept_of(log: LogName<'_>, listed: Vec<Archive>, limits: Limits) -> io::Result<Vec<Kept>> {
     let mut kept: Vec<Kept> = Vec::new();
     let mut last: Option<(i64, u32)> = None;
     for Archive {
@@ -81,7 +82,7 @@ pub(crate) fn timestamped_archives(log: LogName<'_>, limits: Limits) -> io::Resu
         time: stamp,
         counter,
         ..
-    } in timestamped::list(log)?
+    } in listed
     {
         let bytes = log.dir.entry(&name)?.map_or(0, |entry| entry.len);
         match kept.last_mut() {
@@ -148,58 +149,160 @@ fn may_exceed(ledger: Ledger, limits: Limits, now: i64) -> bool {
         })
 }
 
-/// Accounts for an archive of `archived` bytes rotated at `stamp`, and, when a limit may
-/// be exceeded (or nothing is known yet), lists the archives and deletes the oldest ones
-/// the limits do not keep. Returns the ledger for the page. Another process may delete at
-/// the same time: a name already gone is no error.
-pub(crate) fn after_rotation(
-    log: LogName<'_>,
-    ledger: Option<Ledger>,
-    archived: u64,
-    named: (i64, u32),
-    limits: Limits,
-    now: i64,
-) -> io::Result<Ledger> {
-    if let Some(ledger) = ledger {
-        let ledger = Ledger {
-            count: ledger.count.saturating_add(1),
-            bytes: ledger.bytes.saturating_add(archived),
-            oldest: ledger.oldest.min(limits.aged_from(named.0)),
-            newest: Some(named),
-        };
-        if !may_exceed(ledger, limits, now) {
-            return Ok(ledger);
+/// The timestamped archives as one listing found them, off the lock: oldest first, with
+/// their sizes, and the newest one's stamp and counter.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Listing {
+    pub(crate) archives: Vec<Kept>,
+    pub(crate) newest: Option<(i64, u32)>,
+}
+
+impl Listing {
+    /// Lists the directory: never under the lock, since the listing takes as long as the
+    /// directory is large, and the directory holds files of others.
+    pub(crate) fn of(log: LogName<'_>, limits: Limits) -> io::Result<Listing> {
+        let listed = timestamped::list(log)?;
+        Ok(Listing {
+            newest: listed.last().map(|archive| (archive.time, archive.counter)),
+            archives: kept_of(log, listed, limits)?,
+        })
+    }
+
+    /// What the page should record about these archives.
+    pub(crate) fn ledger(&self) -> Ledger {
+        Ledger {
+            count: self.archives.len() as u64,
+            bytes: self.archives.iter().map(|archive| archive.bytes).sum(),
+            oldest: self
+                .archives
+                .first()
+                .map_or(i64::MAX, |archive| archive.time),
+            newest: self.newest,
         }
     }
-    let archives = timestamped_archives(log, limits)?;
-    let doomed = match ledger {
-        // Nothing was known: just the limits, with no slack to spend.
-        None => how_many_to_delete(&archives, limits, now),
-        Some(_) => how_many_to_delete(&archives, with_slack(limits), now),
-    };
-    // One that cannot be deleted (an immutable file) does not save the others the limits
-    // doom: the disk must not fill up behind it. The failure is returned once all were
-    // tried, and the next rotation, not trusting the ledger, lists again.
+}
+
+/// Accounts in the ledger for an archive of `archived` bytes just rotated as `named`.
+pub(crate) fn account(ledger: Ledger, archived: u64, named: (i64, u32), limits: Limits) -> Ledger {
+    Ledger {
+        count: ledger.count.saturating_add(1),
+        bytes: ledger.bytes.saturating_add(archived),
+        oldest: ledger.oldest.min(limits.aged_from(named.0)),
+        newest: Some(named),
+    }
+}
+
+/// Whether, by the ledger, a limit may be exceeded, so that the archives must be listed.
+pub(crate) fn needs_sweep(ledger: Ledger, limits: Limits, now: i64) -> bool {
+    may_exceed(ledger, limits, now)
+}
+
+/// How many of the oldest archives of `listing` to delete: down to the limits when
+/// nothing was known before (`exact`), else down to 15/16 of them (see `with_slack`).
+pub(crate) fn doomed(listing: &Listing, limits: Limits, exact: bool, now: i64) -> usize {
+    let limits = if exact { limits } else { with_slack(limits) };
+    how_many_to_delete(&listing.archives, limits, now)
+}
+
+/// What a sweep did: the ledger for the page, and why an archive could not be deleted.
+#[derive(Debug)]
+pub(crate) struct Swept {
+    pub(crate) ledger: Option<Ledger>,
+    pub(crate) error: Option<io::Error>,
+}
+
+/// Under the lock: deletes the `doomed` oldest archives of `listing`, a listing made off
+/// the lock, checking each name again first. `recorded` is the ledger this process left
+/// in the page when it rotated, `current` the page's now.
+///
+/// What can have changed since the listing: other processes rotated (newer archives,
+/// which only add to what the limits doom), or deleted some of the same oldest archives
+/// (a name already gone is no error), or compressed one (its `.gz` is deleted with it,
+/// whether or not the listing saw it: a compressor places a `.gz` only under the lock,
+/// after checking that its archive is still there, so none comes back). Anything at a
+/// doomed name that is not a file or a link is not ours, and is left.
+pub(crate) fn sweep(
+    log: LogName<'_>,
+    listing: &Listing,
+    doomed: usize,
+    recorded: Ledger,
+    current: Option<Ledger>,
+) -> Swept {
     let mut first_error = None;
-    for archive in &archives[..doomed] {
-        // Its `.gz`, if any, is among its names: a compressor places one only under the
-        // locks, which this rotation holds, so none can appear since the listing.
-        for name in &archive.names {
-            if let Err(error) = log.dir.remove_if_there(name) {
+    let mut left = Vec::new();
+    let (mut removed, mut removed_bytes) = (0u64, 0u64);
+    for archive in &listing.archives[..doomed] {
+        match remove_archive(log, archive) {
+            Ok(bytes) => {
+                removed += 1;
+                removed_bytes = removed_bytes.saturating_add(bytes);
+            }
+            Err(error) => {
                 first_error.get_or_insert(error);
+                left.push(archive);
             }
         }
     }
-    if let Some(error) = first_error {
-        return Err(error);
+    let ledger = match current {
+        // Nobody rotated or deleted since this process rotated, before the listing: the
+        // listing is exact.
+        Some(current) if current == recorded => {
+            let kept: Vec<&Kept> = left
+                .into_iter()
+                .chain(&listing.archives[doomed..])
+                .collect();
+            Some(Ledger {
+                count: kept.len() as u64,
+                bytes: kept.iter().map(|archive| archive.bytes).sum(),
+                oldest: kept.first().map_or(i64::MAX, |archive| archive.time),
+                newest: current.newest,
+            })
+        }
+        // Others rotated meanwhile: take off what this sweep deleted. The oldest left is
+        // no older than the oldest the listing kept, nor than the page says, so the
+        // later of the two never makes an archive look younger than it is.
+        Some(current) => {
+            let kept_from = left
+                .first()
+                .map(|archive| archive.time)
+                .or_else(|| listing.archives.get(doomed).map(|archive| archive.time));
+            Some(Ledger {
+                count: current.count.saturating_sub(removed),
+                bytes: current.bytes.saturating_sub(removed_bytes),
+                oldest: kept_from.map_or(current.oldest, |time| time.max(current.oldest)),
+                newest: current.newest,
+            })
+        }
+        None => None,
+    };
+    Swept {
+        ledger,
+        error: first_error,
     }
-    let kept = &archives[doomed..];
-    Ok(Ledger {
-        count: kept.len() as u64,
-        bytes: kept.iter().map(|archive| archive.bytes).sum(),
-        oldest: kept.first().map_or(i64::MAX, |archive| archive.time),
-        newest: Some(named),
-    })
+}
+
+/// Deletes one archive under the lock, plain and compressed, if what is at its names is
+/// still a file or a link; the bytes it took.
+fn remove_archive(log: LogName<'_>, archive: &Kept) -> io::Result<u64> {
+    let Some(plain) = archive.names.iter().find_map(|name| {
+        let parsed = timestamped::parse(log.name, name)?;
+        Some(timestamped::name_for(log.name, parsed.time, parsed.counter))
+    }) else {
+        return Ok(0);
+    };
+    let mut compressed = plain.clone();
+    compressed.push(".gz");
+    let mut bytes = 0;
+    for name in [&plain, &compressed] {
+        match log.dir.entry(name)? {
+            Some(entry) if matches!(entry.kind, Kind::File | Kind::Symlink) => {
+                log.dir.remove_if_there(name)?;
+                bytes = bytes.max(entry.len);
+            }
+            _ => {}
+        }
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -367,7 +470,7 @@ mod tests {
             name: std::ffi::OsStr::new("app.log"),
             path: &path,
         };
-        let kept = timestamped_archives(log, limits(10, None, None)).unwrap();
+        let kept = Listing::of(log, limits(10, None, None)).unwrap().archives;
         assert_eq!(kept.len(), 2, "{kept:?}");
         assert_eq!(kept[0].names.len(), 2);
         assert_eq!(

@@ -85,13 +85,6 @@ pub(crate) fn next_name(time: i64, newest: Option<(i64, u32)>) -> (i64, u32) {
     }
 }
 
-/// The newest archive's stamp and counter, from a listing.
-pub(crate) fn newest(log: LogName<'_>) -> io::Result<Option<(i64, u32)>> {
-    Ok(list(log)?
-        .last()
-        .map(|archive| (archive.time, archive.counter)))
-}
-
 /// Renames the live file to the archive name `(time, counter)`, or the first one after it
 /// that no file takes, plain or compressed; returns the one it took.
 pub(crate) fn rotate(log: LogName<'_>, time: i64, counter: u32) -> io::Result<(i64, u32)> {

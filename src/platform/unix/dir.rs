@@ -308,8 +308,10 @@ impl Dir {
 
     /// Renames `from` to `to`, failing with `AlreadyExists` rather than replace `to`.
     pub(crate) fn rename_exclusive(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        // Of the two, the longer is the one too long.
+        let longer = if from.len() >= to.len() { from } else { to };
         self.rename_exclusive_once(from, to)
-            .map_err(|e| naming_too_long(to, naming_too_long(from, e)))
+            .map_err(|e| naming_too_long(longer, e))
     }
 
     fn rename_exclusive_once(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
@@ -436,6 +438,8 @@ impl Dir {
     }
 
     fn list_once(&self, prefix: &[u8]) -> io::Result<Vec<(OsString, Kind)>> {
+        #[cfg(test)]
+        super::listings::listed();
         // Where a test interrupts the read of the directory.
         interruptible(|| Ok(()))?;
         // The stream takes its own descriptor, positioned at the start.
@@ -493,5 +497,33 @@ impl Dir {
             };
             names.push((name, kind));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error about a name's length names it: the message of an open, a rename or a
+    /// look-up says which name was too long, not only what was being done.
+    #[test]
+    fn a_name_refused_as_too_long_is_named_in_the_error() {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = Dir::open(scratch.path()).unwrap();
+        let long = OsString::from("x".repeat(300));
+        let opened = dir.open_file(&long, Access::APPEND_CREATE, 0o600);
+        std::fs::write(scratch.path().join("short"), "x").unwrap();
+        let renamed_to = dir.rename_exclusive(OsStr::new("short"), &long);
+        let looked_up = dir.entry(&long);
+        for error in [
+            opened.unwrap_err(),
+            renamed_to.unwrap_err(),
+            looked_up.unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(message.contains(&"x".repeat(300)), "{message}");
+            assert!(message.contains("300 bytes"), "{message}");
+        }
+        assert_eq!(dir.name_max().unwrap(), Some(255));
     }
 }

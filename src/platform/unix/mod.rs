@@ -508,6 +508,36 @@ pub(crate) mod interruptions {
     }
 }
 
+/// Test-only bookkeeping of the directory listings each thread makes, and of those it
+/// made while holding a log's lock, which no code path should.
+#[cfg(test)]
+pub(crate) mod listings {
+    use std::cell::Cell;
+
+    thread_local! {
+        static HOLDING: Cell<bool> = const { Cell::new(false) };
+        static MADE: Cell<u64> = const { Cell::new(0) };
+        static MADE_HOLDING: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// This thread took (or let go of) a log's lock.
+    pub(crate) fn locked(holding: bool) {
+        HOLDING.set(holding);
+    }
+
+    pub(super) fn listed() {
+        MADE.set(MADE.get() + 1);
+        if HOLDING.get() {
+            MADE_HOLDING.set(MADE_HOLDING.get() + 1);
+        }
+    }
+
+    /// How many listings this thread made, and how many of them while holding a lock.
+    pub(crate) fn made() -> (u64, u64) {
+        (MADE.get(), MADE_HOLDING.get())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
