@@ -52,7 +52,7 @@ impl LogHandle {
                 crate::log_dir::explain_access(dir, name, e)
             }
         })?;
-        let metadata = file.metadata()?;
+        let metadata = platform::metadata(&file)?;
         if !metadata.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -83,7 +83,7 @@ impl LogHandle {
         let (file, temporary) = dir
             .create_temporary(Access::APPEND_CREATE, mode)
             .map_err(|e| crate::log_dir::explain_access(dir, OsStr::new("."), e))?;
-        let made = file.metadata().and_then(|metadata| {
+        let made = platform::metadata(&file).and_then(|metadata| {
             platform::make_blocking(&file)?;
             Ok(FileId::of(&metadata))
         });
@@ -114,7 +114,7 @@ impl LogHandle {
     /// When the file was last modified, in seconds since the Unix epoch.
     pub(crate) fn modified(&self) -> io::Result<i64> {
         Ok(crate::rotation::unix_seconds(
-            self.file.metadata()?.modified()?,
+            platform::metadata(&self.file)?.modified()?,
         ))
     }
 

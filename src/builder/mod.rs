@@ -238,8 +238,11 @@ impl Builder {
     /// # Errors
     ///
     /// An [`Error`] naming the path and the cause when an option is 0, the path has no
-    /// file name or is a directory, the directory cannot be created, or the lock file or
-    /// log file cannot be opened (for example for lack of permission).
+    /// file name or is a directory, the directory cannot be created, the lock file or
+    /// log file cannot be opened (for example for lack of permission), or a name the log
+    /// would create in its directory is longer than the directory takes
+    /// ([`ErrorKind::NameTooLong`]: every name counts at its widest, archives with their
+    /// largest counter and `.gz`, the lock file, temporary files).
     ///
     /// # Examples
     ///

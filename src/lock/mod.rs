@@ -110,7 +110,7 @@ impl LockFile {
                 crate::log_dir::explain_access(dir, name, e)
             }
         })?;
-        let metadata = file.metadata()?;
+        let metadata = platform::metadata(&file)?;
         if !metadata.is_file() {
             return Err(NotOurLockFile::error(
                 "is not a regular file (a FIFO, socket or device)",
@@ -167,7 +167,7 @@ impl LockFile {
         let file = self
             .dir
             .open_file(&self.name, Access::existing(writable), 0)?;
-        if FileId::of(&file.metadata()?) != self.id {
+        if FileId::of(&platform::metadata(&file)?) != self.id {
             return Err(io::Error::other(
                 "the lock file was replaced while it was being opened",
             ));

@@ -156,7 +156,7 @@ impl Dir {
         let fd = retry_interrupted(|| sys(|| unsafe { libc::open(path.as_ptr(), flags) }))?;
         // SAFETY: a fresh descriptor that nothing else owns.
         let file = unsafe { File::from_raw_fd(fd) };
-        let id = FileId::of(&file.metadata()?);
+        let id = FileId::of(&super::metadata(&file)?);
         Ok(Dir { file, id })
     }
 
@@ -432,16 +432,11 @@ impl Dir {
     }
 
     /// The names in this directory that start with `prefix`, with what sits at each. A
-    /// read interrupted by a signal (EINTR, which FUSE and NFS can return) starts over.
+    /// read interrupted by a signal (EINTR, which FUSE and NFS can return) is made again:
+    /// the stream keeps its place.
     pub(crate) fn list(&self, prefix: &[u8]) -> io::Result<Vec<(OsString, Kind)>> {
-        retry_interrupted(|| self.list_once(prefix))
-    }
-
-    fn list_once(&self, prefix: &[u8]) -> io::Result<Vec<(OsString, Kind)>> {
         #[cfg(test)]
         super::listings::listed();
-        // Where a test interrupts the read of the directory.
-        interruptible(|| Ok(()))?;
         // The stream takes its own descriptor, positioned at the start.
         let dot = c_name(OsStr::new("."))?;
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
@@ -449,13 +444,25 @@ impl Dir {
         let fd = retry_interrupted(|| {
             sys(|| unsafe { libc::openat(self.file.as_raw_fd(), dot.as_ptr(), flags) })
         })?;
-        // SAFETY: a fresh directory descriptor, owned by the stream from here on.
-        let stream = unsafe { libc::fdopendir(fd) };
-        if stream.is_null() {
-            let error = io::Error::last_os_error();
-            super::close(fd);
-            return Err(error);
-        }
+        // `fdopendir` checks the descriptor with an `fstat`, which can be interrupted; it
+        // takes the descriptor only when it succeeds.
+        let opened = retry_interrupted(|| {
+            interruptible(|| {
+                // SAFETY: a fresh directory descriptor, owned by the stream from here on.
+                let stream = unsafe { libc::fdopendir(fd) };
+                match stream.is_null() {
+                    true => Err(io::Error::last_os_error()),
+                    false => Ok(stream),
+                }
+            })
+        });
+        let stream = match opened {
+            Ok(stream) => stream,
+            Err(error) => {
+                super::close(fd);
+                return Err(error);
+            }
+        };
         struct Stream(*mut libc::DIR);
         impl Drop for Stream {
             fn drop(&mut self) {
@@ -466,17 +473,23 @@ impl Dir {
         let stream = Stream(stream);
         let mut names = Vec::new();
         loop {
-            // `readdir` reports an error only through errno, so clear it first.
-            super::set_errno(0);
-            // SAFETY: a live stream; the entry is read before the next call.
-            let entry = unsafe { libc::readdir(stream.0) };
-            if entry.is_null() {
+            let read = interruptible(|| {
+                // `readdir` reports an error only through errno, so clear it first.
+                super::set_errno(0);
+                // SAFETY: a live stream; the entry is read before the next call.
+                let entry = unsafe { libc::readdir(stream.0) };
                 let error = io::Error::last_os_error();
-                if error.raw_os_error().is_some_and(|code| code != 0) {
-                    return Err(error);
+                match entry.is_null() && error.raw_os_error().is_some_and(|code| code != 0) {
+                    true => Err(error),
+                    false => Ok(entry),
                 }
-                return Ok(names);
-            }
+            });
+            let entry = match read {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+                Ok(entry) if entry.is_null() => return Ok(names),
+                Ok(entry) => entry,
+            };
             // SAFETY: `d_name` is NUL-terminated within the entry.
             let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
             if !name.starts_with(prefix) {

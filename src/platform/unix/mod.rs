@@ -25,6 +25,11 @@ impl FileId {
     }
 }
 
+/// What the kernel says of the open `file` (`fstat`), retried on EINTR.
+pub(crate) fn metadata(file: &File) -> io::Result<Metadata> {
+    retry_interrupted(|| interruptible(|| file.metadata()))
+}
+
 /// The descriptor number of `file`.
 pub(crate) fn raw_fd(file: &File) -> RawFd {
     file.as_raw_fd()
@@ -158,7 +163,7 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
 /// Grows `file` to `len` bytes if it is shorter. Racing processes all end with the same
 /// file, and a page another process already wrote is left alone.
 fn extend(file: &File, len: u64) -> io::Result<()> {
-    if file.metadata()?.len() < len {
+    if metadata(file)?.len() < len {
         retry_interrupted(|| interruptible(|| file.set_len(len)))?;
     }
     Ok(())
