@@ -332,7 +332,11 @@ fn measure_longest_wait_among_100k_unrelated_files() {
                 println!(
                     "{unrelated} unrelated files, {}: lines {} rotations {} \
                      wait p99 {} us, p99.9 {} us, longest {} us",
-                    if timestamped { "timestamped" } else { "numbered" },
+                    if timestamped {
+                        "timestamped"
+                    } else {
+                        "numbered"
+                    },
                     stat(child, "lines"),
                     stat(child, "rotations"),
                     stat(child, "wait_p99_us"),

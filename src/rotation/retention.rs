@@ -233,10 +233,12 @@ pub(crate) fn sweep(
     let (mut removed, mut removed_bytes) = (0u64, 0u64);
     for archive in &listing.archives[..doomed] {
         match remove_archive(log, archive) {
-            Ok(bytes) => {
+            Ok(Some(bytes)) => {
                 removed += 1;
                 removed_bytes = removed_bytes.saturating_add(bytes);
             }
+            // Another process's sweep deleted it first, and took it off the ledger.
+            Ok(None) => {}
             Err(error) => {
                 first_error.get_or_insert(error);
                 left.push(archive);
@@ -269,7 +271,12 @@ pub(crate) fn sweep(
             Some(Ledger {
                 count: current.count.saturating_sub(removed),
                 bytes: current.bytes.saturating_sub(removed_bytes),
-                oldest: kept_from.map_or(current.oldest, |time| time.max(current.oldest)),
+                oldest: match (kept_from, current.oldest) {
+                    // The page knew of no archive, and the listing found some.
+                    (Some(time), i64::MAX) => time,
+                    (Some(time), oldest) => time.max(oldest),
+                    (None, oldest) => oldest,
+                },
                 newest: current.newest,
             })
         }
@@ -282,27 +289,27 @@ pub(crate) fn sweep(
 }
 
 /// Deletes one archive under the lock, plain and compressed, if what is at its names is
-/// still a file or a link; the bytes it took.
-fn remove_archive(log: LogName<'_>, archive: &Kept) -> io::Result<u64> {
+/// still a file or a link; the bytes it took, or `None` if it was no longer there.
+fn remove_archive(log: LogName<'_>, archive: &Kept) -> io::Result<Option<u64>> {
     let Some(plain) = archive.names.iter().find_map(|name| {
         let parsed = timestamped::parse(log.name, name)?;
         Some(timestamped::name_for(log.name, parsed.time, parsed.counter))
     }) else {
-        return Ok(0);
+        return Ok(None);
     };
     let mut compressed = plain.clone();
     compressed.push(".gz");
-    let mut bytes = 0;
+    let mut removed = None;
     for name in [&plain, &compressed] {
         match log.dir.entry(name)? {
             Some(entry) if matches!(entry.kind, Kind::File | Kind::Symlink) => {
                 log.dir.remove_if_there(name)?;
-                bytes = bytes.max(entry.len);
+                removed = Some(removed.unwrap_or(0).max(entry.len));
             }
             _ => {}
         }
     }
-    Ok(bytes)
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -449,6 +456,65 @@ mod tests {
         ] {
             assert_eq!(damaged.checked(now), None, "{damaged:?}");
         }
+    }
+
+    /// A sweep deletes under the lock what a listing made off it doomed: an archive
+    /// another process's sweep deleted meanwhile is not taken off the ledger again, a
+    /// `.gz` that a compressor placed meanwhile goes with its archive, and a ledger that
+    /// others changed since is only lowered by what this sweep deleted.
+    #[test]
+    fn a_sweep_takes_off_the_ledger_only_what_it_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = [
+            "app.log.2026-11-27T14-00-00Z",
+            "app.log.2026-11-27T15-00-00Z",
+            "app.log.2026-11-27T16-00-00Z",
+            "app.log.2026-11-27T17-00-00Z",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), "0123456789").unwrap();
+        }
+        let handle = crate::platform::Dir::open(dir.path()).unwrap();
+        let path = dir.path().join("app.log");
+        let log = LogName {
+            dir: &handle,
+            name: std::ffi::OsStr::new("app.log"),
+            path: &path,
+        };
+        let limits = limits(2, None, None);
+        let listing = Listing::of(log, limits).unwrap();
+        let doomed = doomed(&listing, limits, true, 0);
+        assert_eq!(doomed, 2);
+        let recorded = Ledger {
+            count: 4,
+            bytes: 40,
+            ..listing.ledger()
+        };
+        // Since the listing: another sweep deleted the oldest, a compressor placed the
+        // second's `.gz`, and another process rotated once more.
+        std::fs::remove_file(dir.path().join(names[0])).unwrap();
+        std::fs::write(dir.path().join(format!("{}.gz", names[1])), "gz").unwrap();
+        let current = Ledger {
+            count: 4,
+            bytes: 40,
+            ..recorded
+        };
+        let changed = Ledger {
+            count: current.count,
+            newest: Some((recorded.newest.unwrap().0 + 1, 0)),
+            ..current
+        };
+        let swept = sweep(log, &listing, doomed, recorded, Some(changed));
+        assert!(swept.error.is_none(), "{swept:?}");
+        let ledger = swept.ledger.unwrap();
+        assert_eq!((ledger.count, ledger.bytes), (3, 30), "{ledger:?}");
+        assert_eq!(ledger.oldest, listing.archives[2].time);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [names[2], names[3]]);
     }
 
     /// While a compression is being finished an archive is there twice, plain and
