@@ -80,9 +80,7 @@ impl LogHandle {
     /// the live file is renamed away: if it cannot be created (no descriptor left, say),
     /// the rotation has not begun. Returns the handle and the temporary name.
     pub(crate) fn create_fresh(dir: &Dir, mode: Option<u32>) -> io::Result<(Self, OsString)> {
-        let (file, temporary) = dir
-            .create_temporary(Access::APPEND_CREATE, mode)
-            .map_err(|e| crate::log_dir::explain_access(dir, OsStr::new("."), e))?;
+        let (file, temporary) = dir.create_temporary(Access::APPEND_CREATE, mode)?;
         let made = platform::metadata(&file).and_then(|metadata| {
             platform::make_blocking(&file)?;
             Ok(FileId::of(&metadata))

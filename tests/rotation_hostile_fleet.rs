@@ -27,7 +27,12 @@ fn fleet_worker_entry() {
 }
 
 fn spawn_worker(spec: &WriterSpec) -> Child {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    spawn_worker_of(&std::env::current_exe().unwrap(), spec)
+}
+
+/// [`spawn_worker`] from the test binary at `exe`: this one, or another version's.
+fn spawn_worker_of(exe: &Path, spec: &WriterSpec) -> Child {
+    let mut command = Command::new(exe);
     command.args([
         "--exact",
         "fleet_worker_entry",
@@ -221,6 +226,67 @@ fn short_lived_processes_rotating_among_others_files_keep_exactly_the_newest_arc
                 },
                 Expect::Newest { total: LINES },
             );
+        }
+        let report = verifier.verify();
+        assert!(report.is_ok(), "timestamped: {timestamped}\n{report}");
+        assert_eq!(
+            report.archives, MAX_FILES,
+            "timestamped: {timestamped}\n{report}"
+        );
+    }
+}
+
+/// The binary of this test file built from another version of the crate, to mix old and
+/// new processes on one log.
+const OLD_BINARY_ENV: &str = "TSF_OLD_FLEET_BINARY";
+
+/// Old and new versions on one log: every other process runs the test binary named by
+/// `TSF_OLD_FLEET_BINARY` (this file built from an earlier commit). Retention stays exact
+/// and every line is kept.
+#[test]
+#[ignore = "needs another version's binary: set TSF_OLD_FLEET_BINARY"]
+fn old_and_new_versions_rotating_one_log_keep_exactly_the_newest_archives() {
+    const MAX_FILES: usize = 4;
+    const LINES: u64 = 300;
+    let old = PathBuf::from(std::env::var_os(OLD_BINARY_ENV).expect("TSF_OLD_FLEET_BINARY"));
+    let new = std::env::current_exe().unwrap();
+    for timestamped in [true, false] {
+        let (dir, sync_dir, log) = fleet_dir();
+        let specs: Vec<WriterSpec> = (0..12)
+            .map(|process| WriterSpec {
+                max_bytes: 2 * 1024,
+                max_files: MAX_FILES,
+                process,
+                lines_per_thread: LINES,
+                policy: RotationPolicy {
+                    timestamped,
+                    compress: timestamped,
+                    ..RotationPolicy::default()
+                },
+                ..WriterSpec::new(log.clone(), sync_dir.clone())
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for wave in specs.chunks(4) {
+            let mut children: Vec<Child> = wave
+                .iter()
+                .map(|spec| {
+                    let exe = if spec.process % 2 == 0 { &old } else { &new };
+                    spawn_worker_of(exe, spec)
+                })
+                .collect();
+            for child in &mut children {
+                assert!(wait_with_deadline(child, deadline).success());
+            }
+        }
+        untouched(&dir.path().join("logs"));
+        let mut verifier = Verifier::new(&log, 2 * 1024, MAX_FILES).timestamped(timestamped);
+        for spec in &specs {
+            let writer = WriterId {
+                process: spec.process,
+                thread: 0,
+            };
+            verifier = verifier.expect(writer, Expect::Newest { total: LINES });
         }
         let report = verifier.verify();
         assert!(report.is_ok(), "timestamped: {timestamped}\n{report}");

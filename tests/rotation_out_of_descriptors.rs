@@ -158,7 +158,7 @@ fn a_rotation_without_a_descriptor_for_the_fresh_file_does_not_happen_and_loses_
             finished.stderr
         );
         assert!(
-            finished.stderr.contains("did not rotate")
+            finished.stderr.contains("the rotation did not happen")
                 && finished.stderr.contains("Too many open files"),
             "{mode}: the failure is reported: {}",
             finished.stderr

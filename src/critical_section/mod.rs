@@ -220,14 +220,24 @@ impl Inner {
         listed: Option<&rotation::Listing>,
         outcome: &mut Outcome,
     ) -> io::Result<Rotation> {
+        let log = LogName {
+            dir,
+            name: &self.name,
+            path: &self.path,
+        };
         let (fresh, temporary) = match LogHandle::create_fresh(dir, self.settings.file_mode) {
             Ok(fresh) => fresh,
             Err(error) => {
                 outcome.rotation_errors += 1;
-                outcome.last_rotation_error = Some(io::Error::new(
-                    error.kind(),
-                    format!("cannot create the fresh log file, so did not rotate: {error}"),
-                ));
+                outcome.last_rotation_error = Some(match error.kind() {
+                    io::ErrorKind::PermissionDenied => rotation::explain(log, error),
+                    kind => io::Error::new(
+                        kind,
+                        format!(
+                            "{error}, creating the fresh log file: the rotation did not happen"
+                        ),
+                    ),
+                });
                 return Ok(Rotation::Failed);
             }
         };
@@ -235,11 +245,6 @@ impl Inner {
         // being renamed away: a holder that fails or dies half-way leaves the next one to
         // look the path up, instead of appending to (or rotating) the archive.
         page.forget_live();
-        let log = LogName {
-            dir,
-            name: &self.name,
-            path: &self.path,
-        };
         let now = rotation::unix_now();
         let rotated = rotation::rotate(
             log,
