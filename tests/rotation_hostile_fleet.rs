@@ -199,6 +199,7 @@ fn short_lived_processes_rotating_among_others_files_keep_exactly_the_newest_arc
                 lines_per_thread: LINES,
                 policy: RotationPolicy {
                     timestamped,
+                    compress: timestamped,
                     ..RotationPolicy::default()
                 },
                 mode: if process % 3 == 0 {
@@ -249,7 +250,9 @@ fn old_and_new_versions_rotating_one_log_keep_exactly_the_newest_archives() {
     const MAX_FILES: usize = 4;
     const LINES: u64 = 300;
     let old = PathBuf::from(std::env::var_os(OLD_BINARY_ENV).expect("TSF_OLD_FLEET_BINARY"));
-    let new = std::env::current_exe().unwrap();
+    // Another binary for the other half too, to compare with one version alone.
+    let new = std::env::var_os("TSF_NEW_FLEET_BINARY")
+        .map_or_else(|| std::env::current_exe().unwrap(), PathBuf::from);
     for timestamped in [true, false] {
         let (dir, sync_dir, log) = fleet_dir();
         let specs: Vec<WriterSpec> = (0..12)
@@ -289,10 +292,14 @@ fn old_and_new_versions_rotating_one_log_keep_exactly_the_newest_archives() {
             verifier = verifier.expect(writer, Expect::Newest { total: LINES });
         }
         let report = verifier.verify();
-        assert!(report.is_ok(), "timestamped: {timestamped}\n{report}");
-        assert_eq!(
-            report.archives, MAX_FILES,
-            "timestamped: {timestamped}\n{report}"
-        );
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !name.starts_with("other-"))
+            .collect();
+        names.sort();
+        let found = format!("timestamped: {timestamped}\n{report}\n{names:?}");
+        assert!(report.is_ok(), "{found}");
+        assert_eq!(report.archives, MAX_FILES, "{found}");
     }
 }

@@ -160,8 +160,21 @@ pub(crate) struct Listing {
 impl Listing {
     /// Lists the directory: never under the lock, since the listing takes as long as the
     /// directory is large, and the directory holds files of others.
+    ///
+    /// Twice, keeping every archive either listing saw. A listing is no snapshot: an
+    /// archive whose `.gz` a compressor placed behind the listing's position, and whose
+    /// plain name it removed ahead of it, is in neither form in that one listing. Its
+    /// `.gz` was there the whole time of the next, and its plain name the whole time of
+    /// the one before, so one of two listings in a row sees it; missed, it would be kept
+    /// while a newer one was deleted, and not counted.
     pub(crate) fn of(log: LogName<'_>, limits: Limits) -> io::Result<Listing> {
-        let listed = timestamped::list(log)?;
+        let mut listed = timestamped::list(log)?;
+        for archive in timestamped::list(log)? {
+            if !listed.iter().any(|seen| seen.name == archive.name) {
+                listed.push(archive);
+            }
+        }
+        listed.sort_by_key(timestamped::Archive::key);
         Ok(Listing {
             newest: listed.last().map(|archive| (archive.time, archive.counter)),
             archives: kept_of(log, listed, limits)?,
@@ -253,8 +266,10 @@ pub(crate) fn sweep(
                 .into_iter()
                 .chain(&listing.archives[doomed..])
                 .collect();
+            // Never below the tally: a listing can only miss archives, and a count too low
+            // would let the limits be exceeded without another sweep.
             Some(Ledger {
-                count: kept.len() as u64,
+                count: (kept.len() as u64).max(current.count.saturating_sub(removed)),
                 bytes: kept.iter().map(|archive| archive.bytes).sum(),
                 oldest: kept.first().map_or(i64::MAX, |archive| archive.time),
                 newest: current.newest,

@@ -25,7 +25,7 @@ pub(crate) struct Archive {
 
 impl Archive {
     /// The age order: by stamp, then by counter.
-    fn key(&self) -> (i64, u32, bool) {
+    pub(crate) fn key(&self) -> (i64, u32, bool) {
         (self.time, self.counter, self.compressed)
     }
 }
