@@ -184,56 +184,67 @@ fn a_mixed_fleet_killed_while_rotating_keeps_every_finished_line_once() {
     assert!(report.archives > 10, "rotation ran throughout\n{report}");
 }
 
+/// Twelve processes in waves of four, each writing `lines` records and exiting, with
+/// `max_files(4)`; the binary for each from `exe_of`. Every process's newest records are
+/// kept, and exactly four archives.
+fn short_lived_fleet(timestamped: bool, lines: u64, exe_of: &dyn Fn(&WriterSpec) -> PathBuf) {
+    const MAX_FILES: usize = 4;
+    let (dir, sync_dir, log) = fleet_dir();
+    let specs: Vec<WriterSpec> = (0..12)
+        .map(|process| WriterSpec {
+            max_bytes: 2 * 1024,
+            max_files: MAX_FILES,
+            process,
+            lines_per_thread: lines,
+            policy: RotationPolicy {
+                timestamped,
+                compress: timestamped,
+                ..RotationPolicy::default()
+            },
+            mode: if process % 3 == 0 {
+                WriteMode::NonBlocking
+            } else {
+                WriteMode::Tracing
+            },
+            ..WriterSpec::new(log.clone(), sync_dir.clone())
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for wave in specs.chunks(4) {
+        let mut children: Vec<Child> = wave
+            .iter()
+            .map(|spec| spawn_worker_of(&exe_of(spec), spec))
+            .collect();
+        for child in &mut children {
+            assert!(wait_with_deadline(child, deadline).success());
+        }
+    }
+    untouched(&dir.path().join("logs"));
+    let mut verifier = Verifier::new(&log, 2 * 1024, MAX_FILES).timestamped(timestamped);
+    for spec in &specs {
+        let writer = WriterId {
+            process: spec.process,
+            thread: 0,
+        };
+        verifier = verifier.expect(writer, Expect::Newest { total: lines });
+    }
+    let report = verifier.verify();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| !name.starts_with("other-"))
+        .collect();
+    names.sort();
+    let found = format!("timestamped: {timestamped}\n{report}\n{names:?}");
+    assert!(report.is_ok(), "{found}");
+    assert_eq!(report.archives, MAX_FILES, "{found}");
+}
+
 #[test]
 fn short_lived_processes_rotating_among_others_files_keep_exactly_the_newest_archives() {
-    const MAX_FILES: usize = 4;
-    const LINES: u64 = 150;
+    let this = std::env::current_exe().unwrap();
     for timestamped in [true, false] {
-        let (dir, sync_dir, log) = fleet_dir();
-        let logs = dir.path().join("logs");
-        let specs: Vec<WriterSpec> = (0..12)
-            .map(|process| WriterSpec {
-                max_bytes: 2 * 1024,
-                max_files: MAX_FILES,
-                process,
-                lines_per_thread: LINES,
-                policy: RotationPolicy {
-                    timestamped,
-                    compress: timestamped,
-                    ..RotationPolicy::default()
-                },
-                mode: if process % 3 == 0 {
-                    WriteMode::NonBlocking
-                } else {
-                    WriteMode::Tracing
-                },
-                ..WriterSpec::new(log.clone(), sync_dir.clone())
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        for wave in specs.chunks(4) {
-            let mut children: Vec<Child> = wave.iter().map(spawn_worker).collect();
-            for child in &mut children {
-                assert!(wait_with_deadline(child, deadline).success());
-            }
-        }
-        untouched(&logs);
-        let mut verifier = Verifier::new(&log, 2 * 1024, MAX_FILES).timestamped(timestamped);
-        for spec in &specs {
-            verifier = verifier.expect(
-                WriterId {
-                    process: spec.process,
-                    thread: 0,
-                },
-                Expect::Newest { total: LINES },
-            );
-        }
-        let report = verifier.verify();
-        assert!(report.is_ok(), "timestamped: {timestamped}\n{report}");
-        assert_eq!(
-            report.archives, MAX_FILES,
-            "timestamped: {timestamped}\n{report}"
-        );
+        short_lived_fleet(timestamped, 150, &|_| this.clone());
     }
 }
 
@@ -242,64 +253,19 @@ fn short_lived_processes_rotating_among_others_files_keep_exactly_the_newest_arc
 const OLD_BINARY_ENV: &str = "TSF_OLD_FLEET_BINARY";
 
 /// Old and new versions on one log: every other process runs the test binary named by
-/// `TSF_OLD_FLEET_BINARY` (this file built from an earlier commit). Retention stays exact
-/// and every line is kept.
+/// `TSF_OLD_FLEET_BINARY` (this file built from an earlier commit; `TSF_NEW_FLEET_BINARY`
+/// replaces this one, to compare with one version alone). Retention stays exact and
+/// every line is kept.
 #[test]
 #[ignore = "needs another version's binary: set TSF_OLD_FLEET_BINARY"]
 fn old_and_new_versions_rotating_one_log_keep_exactly_the_newest_archives() {
-    const MAX_FILES: usize = 4;
-    const LINES: u64 = 300;
     let old = PathBuf::from(std::env::var_os(OLD_BINARY_ENV).expect("TSF_OLD_FLEET_BINARY"));
-    // Another binary for the other half too, to compare with one version alone.
     let new = std::env::var_os("TSF_NEW_FLEET_BINARY")
         .map_or_else(|| std::env::current_exe().unwrap(), PathBuf::from);
     for timestamped in [true, false] {
-        let (dir, sync_dir, log) = fleet_dir();
-        let specs: Vec<WriterSpec> = (0..12)
-            .map(|process| WriterSpec {
-                max_bytes: 2 * 1024,
-                max_files: MAX_FILES,
-                process,
-                lines_per_thread: LINES,
-                policy: RotationPolicy {
-                    timestamped,
-                    compress: timestamped,
-                    ..RotationPolicy::default()
-                },
-                ..WriterSpec::new(log.clone(), sync_dir.clone())
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        for wave in specs.chunks(4) {
-            let mut children: Vec<Child> = wave
-                .iter()
-                .map(|spec| {
-                    let exe = if spec.process % 2 == 0 { &old } else { &new };
-                    spawn_worker_of(exe, spec)
-                })
-                .collect();
-            for child in &mut children {
-                assert!(wait_with_deadline(child, deadline).success());
-            }
-        }
-        untouched(&dir.path().join("logs"));
-        let mut verifier = Verifier::new(&log, 2 * 1024, MAX_FILES).timestamped(timestamped);
-        for spec in &specs {
-            let writer = WriterId {
-                process: spec.process,
-                thread: 0,
-            };
-            verifier = verifier.expect(writer, Expect::Newest { total: LINES });
-        }
-        let report = verifier.verify();
-        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("logs"))
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-            .filter(|name| !name.starts_with("other-"))
-            .collect();
-        names.sort();
-        let found = format!("timestamped: {timestamped}\n{report}\n{names:?}");
-        assert!(report.is_ok(), "{found}");
-        assert_eq!(report.archives, MAX_FILES, "{found}");
+        short_lived_fleet(timestamped, 300, &|spec| match spec.process % 2 {
+            0 => old.clone(),
+            _ => new.clone(),
+        });
     }
 }
