@@ -169,8 +169,10 @@ impl Listing {
     /// while a newer one was deleted, and not counted.
     pub(crate) fn of(log: LogName<'_>, limits: Limits) -> io::Result<Listing> {
         let mut listed = timestamped::list(log)?;
+        let seen: std::collections::HashSet<OsString> =
+            listed.iter().map(|archive| archive.name.clone()).collect();
         for archive in timestamped::list(log)? {
-            if !listed.iter().any(|seen| seen.name == archive.name) {
+            if !seen.contains(&archive.name) {
                 listed.push(archive);
             }
         }
