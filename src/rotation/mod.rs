@@ -8,11 +8,13 @@ pub(crate) mod compression;
 mod numbered;
 mod period;
 mod retention;
+mod sweep;
 mod timestamped;
 
 pub use period::Period;
 pub(crate) use period::{EARLIEST, Schedule, unix_now, unix_seconds};
-pub(crate) use retention::{Ledger, Limits, Listing, doomed, sweep};
+pub(crate) use retention::{Ledger, Limits};
+pub(crate) use sweep::{Listing, doomed, sweep};
 
 /// How archives are named; see [`Builder::naming`](crate::Builder::naming).
 ///
@@ -142,9 +144,9 @@ pub(crate) fn rotate(
             )? {
                 return Ok(Rotated::PathMoved);
             }
-            let ledger = retention::account(ledger, archived, named, policy.limits);
+            let ledger = sweep::account(ledger, archived, named, policy.limits);
             let sweep =
-                (exact || retention::needs_sweep(ledger, policy.limits, now)).then_some(Sweep {
+                (exact || sweep::needs_sweep(ledger, policy.limits, now)).then_some(Sweep {
                     exact,
                     recorded: ledger,
                 });
