@@ -86,6 +86,11 @@ pub enum ErrorKind {
     ForeignLockFile,
     /// The log file could not be opened or created for appending.
     OpenLogFile,
+    /// A name the log would create in its directory (an archive with its counter and
+    /// `.gz`, the lock file, a temporary file) is longer than the directory's file system
+    /// takes (`NAME_MAX`, 255 bytes on most): the message names the limit and the longest
+    /// name. Choose a shorter file name.
+    NameTooLong,
 }
 
 impl Error {
@@ -227,6 +232,14 @@ impl fmt::Display for Error {
             ErrorKind::OpenLogFile => {
                 write!(f, "log file `{path}` cannot be opened")?;
                 self.cause(f)
+            }
+            ErrorKind::NameTooLong => {
+                write!(
+                    f,
+                    "log file `{path}`: a name it would create in its directory is too long"
+                )?;
+                self.cause(f)?;
+                write!(f, "; choose a shorter file name")
             }
         }
     }

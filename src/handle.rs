@@ -1,7 +1,7 @@
 //! The process's handle on the live log file: opening it safely, noticing when the path
 //! no longer names it, and appending all of an append or nothing torn.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
 
@@ -52,7 +52,7 @@ impl LogHandle {
                 crate::log_dir::explain_access(dir, name, e)
             }
         })?;
-        let metadata = file.metadata()?;
+        let metadata = platform::metadata(&file)?;
         if !metadata.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -75,6 +75,25 @@ impl LogHandle {
         })
     }
 
+    /// Creates a fresh, empty log file under a hidden temporary name in `dir` (with
+    /// exactly the permission bits `mode` if given), for a rotation to put in place once
+    /// the live file is renamed away: if it cannot be created (no descriptor left, say),
+    /// the rotation has not begun. Returns the handle and the temporary name.
+    pub(crate) fn create_fresh(dir: &Dir, mode: Option<u32>) -> io::Result<(Self, OsString)> {
+        let (file, temporary) = dir.create_temporary(Access::APPEND_CREATE, mode)?;
+        let made = platform::metadata(&file).and_then(|metadata| {
+            platform::make_blocking(&file)?;
+            Ok(FileId::of(&metadata))
+        });
+        match made {
+            Ok(id) => Ok((LogHandle { file, id }, temporary)),
+            Err(error) => {
+                let _ = dir.remove(&temporary);
+                Err(error)
+            }
+        }
+    }
+
     /// The descriptor, for the fork handlers.
     pub(crate) fn raw_fd(&self) -> platform::RawFd {
         platform::raw_fd(&self.file)
@@ -93,7 +112,7 @@ impl LogHandle {
     /// When the file was last modified, in seconds since the Unix epoch.
     pub(crate) fn modified(&self) -> io::Result<i64> {
         Ok(crate::rotation::unix_seconds(
-            self.file.metadata()?.modified()?,
+            platform::metadata(&self.file)?.modified()?,
         ))
     }
 

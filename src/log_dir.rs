@@ -113,14 +113,20 @@ pub(crate) fn create_dirs(path: &Path, file_mode: Option<u32>) -> io::Result<()>
     Ok(())
 }
 
-/// Removes the temporary files of the log `log_name` (hidden, `.<name>….<pid>.<n>.tmp`:
-/// files being created with their final mode, archives being compressed) whose process
-/// is gone, killed before it could rename or remove them.
+/// Removes the temporary files whose process is gone, killed before it could rename or
+/// remove them: files being created (`.tracing-shared-file.<pid>.<n>.tmp`, and
+/// `.<name>.<pid>.<n>.tmp` from earlier versions) and archives of the log `log_name`
+/// being compressed by earlier versions (`.<archive>.gz.<pid>.<n>.tmp`).
 pub(crate) fn remove_abandoned_temporaries(dir: &Dir, log_name: &OsStr) -> io::Result<()> {
-    let mut prefix = b".".to_vec();
-    prefix.extend_from_slice(log_name.as_encoded_bytes());
-    prefix.push(b'.');
-    for (name, _) in dir.list(&prefix)? {
+    let mut ours = b".".to_vec();
+    ours.extend_from_slice(log_name.as_encoded_bytes());
+    ours.push(b'.');
+    let created = crate::platform::TEMPORARY_PREFIX.as_bytes();
+    for (name, _) in dir.list(b".")? {
+        let bytes = name.as_encoded_bytes();
+        if !bytes.starts_with(&ours) && !bytes.starts_with(created) {
+            continue;
+        }
         if writer_of_temporary(&name).is_some_and(|pid| !crate::platform::is_alive(pid)) {
             dir.remove_if_there(&name)?;
         }
@@ -170,6 +176,10 @@ mod tests {
         assert_eq!(
             writer_of_temporary(OsStr::new(".app.log.2026-11-27T14-00-00Z.gz.77.0.tmp")),
             Some(77)
+        );
+        assert_eq!(
+            writer_of_temporary(OsStr::new(".tracing-shared-file.4294967295.0.tmp")),
+            Some(4_294_967_295)
         );
         for other in [
             "app.log.2026-11-27T14-00-00Z.gz",

@@ -15,6 +15,7 @@ use crate::rotation::Naming;
 use crate::settings::Settings;
 use crate::writer::{Parts, SharedFile};
 
+mod names;
 mod policy;
 
 /// Configures a [`SharedFile`]; made by [`SharedFile::builder`].
@@ -243,8 +244,11 @@ impl Builder {
     /// # Errors
     ///
     /// An [`Error`] naming the path and the cause when an option is 0, the path has no
-    /// file name or is a directory, the directory cannot be created, or the lock file or
-    /// log file cannot be opened (for example for lack of permission).
+    /// file name or is a directory, the directory cannot be created, the lock file or
+    /// log file cannot be opened (for example for lack of permission), or a name the log
+    /// would create in its directory is longer than the directory takes
+    /// ([`ErrorKind::NameTooLong`]: every name counts at its widest, archives with their
+    /// largest counter and `.gz`, the lock file, temporary files).
     ///
     /// # Examples
     ///
@@ -313,6 +317,7 @@ impl Builder {
         let dir = std::fs::canonicalize(parent)
             .and_then(|real| LogDir::open(&real, settings.file_mode))
             .map_err(|e| Error::io(ErrorKind::CreateDirectory, parent, e))?;
+        check_name_length(&dir, &name, &settings, &path)?;
         // What a killed process left half-made; nothing depends on it being done.
         let _ = crate::log_dir::remove_abandoned_temporaries(dir.dir(), &name);
         let lock_path = LockFile::path_for(&path);
@@ -353,6 +358,34 @@ impl fmt::Debug for Builder {
             .field("on_error", &self.on_error.as_ref().map(|_| "<hook>"))
             .field("zone", &self.zone)
             .finish()
+    }
+}
+
+/// Refuses a log whose longest name (see [`names`]) the directory cannot take.
+fn check_name_length(
+    dir: &LogDir,
+    name: &std::ffi::OsStr,
+    settings: &Settings,
+    path: &Path,
+) -> Result<(), Error> {
+    let limit = dir
+        .dir()
+        .name_max()
+        .map_err(|e| Error::io(ErrorKind::CreateDirectory, dir.path(), e))?;
+    let longest = names::longest_name(name, settings);
+    match limit {
+        Some(limit) if longest.len() > limit => {
+            let detail = std::io::Error::new(
+                std::io::ErrorKind::InvalidFilename,
+                format!(
+                    "the longest, `{}`, is {} bytes, and the directory takes at most {limit}",
+                    longest.to_string_lossy(),
+                    longest.len()
+                ),
+            );
+            Err(Error::io(ErrorKind::NameTooLong, path, detail))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -15,7 +15,7 @@ use super::{Inner, Outcome, Rotation, State};
 use crate::handle::LogHandle;
 use crate::lock::{LockGuard, Page, WriteIntent};
 use crate::platform::Dir;
-use crate::rotation;
+use crate::rotation::{self, Listing, Sweep};
 
 /// How many times one hold of the lock follows a path that changes under it before it
 /// lets go.
@@ -55,14 +55,39 @@ impl Turns<'_> {
     }
 }
 
+/// How a hold starts: whether to append its first event whatever the file's size (earlier
+/// holds made no progress), and whether a rotation already failed during this write, in
+/// which case the hold appends all its events and does not try again: the next write
+/// does.
+#[derive(Clone, Copy)]
+pub(super) struct Start<'a> {
+    pub(super) force_first: bool,
+    pub(super) rotation_failed: bool,
+    /// The archives, listed off the lock, when a rotation asked for it.
+    pub(super) listed: Option<&'a Listing>,
+}
+
 /// What one hold of the lock did.
 pub(super) struct Held {
     /// How many of the events it wrote.
     pub(super) written: usize,
     /// Whether others were waiting for the lock when it let go.
     pub(super) others_waiting: bool,
-    /// The directory it rotated in, if it rotated: retention follows, off the lock.
-    pub(super) rotated_in: Option<Arc<Dir>>,
+    /// Whether a rotation failed in this hold.
+    pub(super) rotation_failed: bool,
+    /// What follows off the lock, if anything.
+    pub(super) after: Option<After>,
+}
+
+/// What follows a hold, off the lock, in the directory it held.
+pub(super) struct After {
+    pub(super) dir: Arc<Dir>,
+    /// It rotated: compression follows.
+    pub(super) rotated: bool,
+    /// Retention follows: list the archives, then delete under the lock.
+    pub(super) sweep: Option<Sweep>,
+    /// It could not rotate before the archives are listed.
+    pub(super) list_first: bool,
 }
 
 /// The events of one write: `buf[start..ends[0]]` is the first, `buf[ends[0]..ends[1]]`
@@ -85,12 +110,21 @@ struct Hold<'a> {
     len: u64,
     clock: Option<Clock>,
     period: Option<LivePeriod>,
-    /// After a failed rotation the next event is appended anyway: losing it would be
-    /// worse than an oversized file. So is the first event when earlier holds made no
-    /// progress, so that a write always ends.
+    /// The first event when earlier holds made no progress is appended whatever the
+    /// file's size, so that a write always ends.
     append_anyway: bool,
+    /// After a failed rotation every event of the write is appended anyway: losing them
+    /// would be worse than an oversized file, and trying again for each would hold the
+    /// lock for as many failures.
+    rotation_failed: bool,
     may_rotate: bool,
     rotated: bool,
+    /// Retention to do after the hold, when it rotated.
+    sweep: Option<Sweep>,
+    /// A listing made off the lock, for a rotation that needs one.
+    listed: Option<&'a Listing>,
+    /// The rotation needs a listing of the archives first: the hold ends.
+    list_first: bool,
     reopens: usize,
 }
 
@@ -99,7 +133,7 @@ impl Inner {
     pub(super) fn write_some(
         &self,
         events: Events<'_>,
-        force_first: bool,
+        start: Start<'_>,
         turns: Turns<'_>,
         outcome: &mut Outcome,
     ) -> io::Result<Held> {
@@ -126,13 +160,20 @@ impl Inner {
         if check_paths {
             *last_path_check = Some(now);
         }
-        let mut hold = Hold::begin(self, state_dir, page, handle, outcome, force_first)?;
+        let mut hold = Hold::begin(self, state_dir, page, handle, outcome, start)?;
         let written = hold.write(events)?;
-        let rotated = hold.rotated;
+        let (rotated, sweep, list_first) = (hold.rotated, hold.sweep, hold.list_first);
+        let rotation_failed = hold.rotation_failed;
         Ok(Held {
             written,
             others_waiting: written < events.ends.len() && page.has_waiters(),
-            rotated_in: rotated.then(|| Arc::clone(state_dir)),
+            rotation_failed,
+            after: (rotated || list_first).then(|| After {
+                dir: Arc::clone(state_dir),
+                rotated,
+                sweep,
+                list_first,
+            }),
         })
     }
 }
@@ -145,7 +186,7 @@ impl<'a> Hold<'a> {
         page: &'a Page,
         handle: &'a mut LogHandle,
         outcome: &'a mut Outcome,
-        force_first: bool,
+        start: Start<'a>,
     ) -> io::Result<Self> {
         // From the kernel, every time: another program may have appended under the lock,
         // or cut the file (copytruncate), and a repair must know where an append began.
@@ -165,9 +206,13 @@ impl<'a> Hold<'a> {
             len,
             clock,
             period,
-            append_anyway: force_first,
-            may_rotate: true,
+            append_anyway: start.force_first,
+            rotation_failed: start.rotation_failed,
+            may_rotate: !start.rotation_failed,
             rotated: false,
+            sweep: None,
+            listed: start.listed,
+            list_first: false,
             reopens: 0,
         })
     }
@@ -180,7 +225,7 @@ impl<'a> Hold<'a> {
             ends,
         } = events;
         let mut first = 0;
-        while first < ends.len() {
+        while first < ends.len() && !self.list_first {
             let last = self.fitting(start, ends, first);
             let period_over = self.period_over();
             if last == first || (period_over && self.may_rotate) {
@@ -202,6 +247,9 @@ impl<'a> Hold<'a> {
     fn fitting(&self, start: usize, ends: &[usize], first: usize) -> usize {
         // The first event always goes into an empty file, even one larger than max_bytes
         // on its own; after it, events go in while the file has room.
+        if self.rotation_failed {
+            return ends.len();
+        }
         let mut last = first;
         if self.len == 0 || self.append_anyway {
             last += 1;
@@ -229,20 +277,31 @@ impl<'a> Hold<'a> {
             (Some(clock), _) => clock.now,
             (None, _) => rotation::unix_now(),
         };
-        let rotation = self
-            .inner
-            .rotate(self.dir, self.page, self.handle, stamp, self.outcome)?;
+        let rotation = self.inner.rotate(
+            self.dir,
+            self.page,
+            self.handle,
+            stamp,
+            self.listed,
+            self.outcome,
+        )?;
         match rotation {
-            Rotation::Done => {
+            Rotation::ListFirst => {
+                self.may_rotate = false;
+                self.list_first = true;
+                return Ok(());
+            }
+            Rotation::Done(sweep) => {
                 self.may_rotate = false;
                 self.rotated = true;
+                self.sweep = sweep;
                 // The fresh file keeps this process's schedule and options.
                 self.period = (self.clock.as_ref()).map(|c| LivePeriod::fresh(c, period_over));
                 self.inner.record_options(self.page);
             }
             Rotation::Failed => {
                 self.may_rotate = false;
-                self.append_anyway = true;
+                self.rotation_failed = true;
             }
             // Something else now sits at the path: decide again for it, but not forever if
             // it keeps changing.

@@ -30,7 +30,7 @@ use crate::report::{IfFailed, Reporter};
 use crate::rotation::{self, Limits, LogName, Policy, Rotated};
 use crate::settings::Settings;
 use crate::stats::Counters;
-use hold::{Events, Held, Turns};
+use hold::{Events, Held, Start, Turns};
 use outcome::Outcome;
 
 mod entering;
@@ -38,6 +38,7 @@ mod hold;
 mod live_period;
 mod options;
 mod outcome;
+mod retention;
 
 /// How long a process that must take the lock again to go on with a long write (one
 /// that rotates more than once) stands back when others are waiting, so that one of
@@ -80,8 +81,11 @@ const MAX_IDLE_HOLDS: usize = 3;
 
 /// What an attempt to rotate did.
 enum Rotation {
-    /// The live file became an archive; `handle` is on a fresh file.
-    Done,
+    /// The live file became an archive; `handle` is on a fresh file. Retention may
+    /// follow, off the lock.
+    Done(Option<rotation::Sweep>),
+    /// Nothing was done: the archives must be listed first, off the lock.
+    ListFirst,
     /// The rotation failed (and was recorded): `handle` is on the file it was.
     Failed,
     /// The path no longer named the file to rotate: `handle` is on whatever it names now.
@@ -105,8 +109,14 @@ impl Inner {
         let mut idle_holds = 0;
         let mut after_turn = false;
         let mut untaken_turns = 0;
+        let mut rotation_failed = false;
+        let mut listed = None;
         let result = loop {
-            let force_first = idle_holds >= MAX_IDLE_HOLDS;
+            let start_as = Start {
+                force_first: idle_holds >= MAX_IDLE_HOLDS,
+                rotation_failed,
+                listed: listed.as_ref(),
+            };
             let events = Events {
                 buf,
                 start,
@@ -114,7 +124,7 @@ impl Inner {
             };
             let next = self.write_some(
                 events,
-                force_first,
+                start_as,
                 Turns {
                     after_turn,
                     untaken: &mut untaken_turns,
@@ -126,20 +136,23 @@ impl Inner {
                 Ok(Held {
                     written,
                     others_waiting,
-                    rotated_in,
+                    rotation_failed: failed,
+                    after,
                 }) => {
-                    if let Some(dir) = rotated_in {
-                        self.after_rotation(dir);
+                    rotation_failed |= failed;
+                    if let Some(after) = after {
+                        listed = self.after_hold(after, &mut rotation_failed, &mut outcome);
                     }
                     done += written;
                     if done == ends.len() {
                         break Ok(());
                     }
-                    if written == 0 {
-                        idle_holds += 1;
-                    } else {
+                    if written > 0 {
                         idle_holds = 0;
                         start = ends[done - 1];
+                    } else if listed.is_none() {
+                        // A hold that stopped for a listing made progress of its own.
+                        idle_holds += 1;
                     }
                     if others_waiting {
                         std::thread::sleep(TURN);
@@ -195,43 +208,93 @@ impl Inner {
 
     /// Rotates the live file and points `handle` at the fresh one. A failed rotation is
     /// recorded for the report.
+    ///
+    /// The fresh file is created first, under a temporary name, and put in place once the
+    /// live file is renamed away: a rotation that cannot create it (no descriptor or
+    /// inode left) has not begun, and the log is never left without a live file.
     fn rotate(
         &self,
         dir: &Dir,
         page: &Page,
         handle: &mut LogHandle,
         stamp: i64,
+        listed: Option<&rotation::Listing>,
         outcome: &mut Outcome,
     ) -> io::Result<Rotation> {
-        // Until the fresh file is open and recorded, the record must not name the file
-        // being renamed away: a holder that fails or dies half-way leaves the next one to
-        // look the path up, instead of appending to (or rotating) the archive.
-        page.forget_live();
         let log = LogName {
             dir,
             name: &self.name,
             path: &self.path,
         };
+        // Nothing is created for a rotation that cannot happen: whatever sits at the path
+        // instead of the live file sees no file of ours appear and go beside it.
+        if let Ok(None) = rotation::live_len(log, handle.id()) {
+            *handle = self.open_log(dir)?;
+            return Ok(Rotation::Reopened);
+        }
+        let (fresh, temporary) = match LogHandle::create_fresh(dir, self.settings.file_mode) {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                outcome.rotation_errors += 1;
+                outcome.last_rotation_error = Some(match error.kind() {
+                    io::ErrorKind::PermissionDenied => rotation::explain(log, error),
+                    kind => io::Error::new(
+                        kind,
+                        format!(
+                            "{error}, creating the fresh log file: the rotation did not happen"
+                        ),
+                    ),
+                });
+                return Ok(Rotation::Failed);
+            }
+        };
+        // Until the fresh file is in place and recorded, the record must not name the file
+        // being renamed away: a holder that fails or dies half-way leaves the next one to
+        // look the path up, instead of appending to (or rotating) the archive.
+        page.forget_live();
         let now = rotation::unix_now();
-        match rotation::rotate(log, handle.id(), &self.policy(), stamp, now, page.ledger()) {
-            Ok(Rotated::Yes { ledger, retention }) => {
+        let rotated = rotation::rotate(
+            log,
+            handle.id(),
+            &self.policy(),
+            (stamp, now),
+            page.ledger(),
+            listed,
+        );
+        let discard = |fresh: LogHandle| {
+            drop(fresh);
+            let _ = dir.remove(&temporary);
+        };
+        match rotated {
+            Ok(Rotated::Yes { ledger, sweep }) => {
                 match ledger {
                     Some(ledger) => page.set_ledger(ledger),
                     None => page.forget_ledger(),
                 }
-                if let Some(error) = retention {
-                    outcome.rotation_errors += 1;
-                    outcome.archives_error = Some(error);
-                }
                 self.counters.rotated();
-                *handle = self.open_log(dir)?;
-                Ok(Rotation::Done)
+                *handle = match dir.place(&temporary, &self.name) {
+                    Ok(()) => fresh,
+                    // Another program created a file at the path meanwhile: that one is
+                    // the live file now.
+                    Err(_) => {
+                        drop(fresh);
+                        self.open_log(dir)?
+                    }
+                };
+                Ok(Rotation::Done(sweep))
+            }
+            Ok(Rotated::ListFirst) => {
+                discard(fresh);
+                page.set_live(handle.id());
+                Ok(Rotation::ListFirst)
             }
             Ok(Rotated::PathMoved) => {
+                discard(fresh);
                 *handle = self.open_log(dir)?;
                 Ok(Rotation::Reopened)
             }
             Err(error) => {
+                discard(fresh);
                 outcome.rotation_errors += 1;
                 outcome.last_rotation_error = Some(error);
                 if handle.is_stale(dir, &self.name)? {

@@ -110,7 +110,7 @@ impl LockFile {
                 crate::log_dir::explain_access(dir, name, e)
             }
         })?;
-        let metadata = file.metadata()?;
+        let metadata = platform::metadata(&file)?;
         if !metadata.is_file() {
             return Err(NotOurLockFile::error(
                 "is not a regular file (a FIFO, socket or device)",
@@ -167,7 +167,7 @@ impl LockFile {
         let file = self
             .dir
             .open_file(&self.name, Access::existing(writable), 0)?;
-        if FileId::of(&file.metadata()?) != self.id {
+        if FileId::of(&platform::metadata(&file)?) != self.id {
             return Err(io::Error::other(
                 "the lock file was replaced while it was being opened",
             ));
@@ -292,6 +292,8 @@ impl<'a> LockGuard<'a> {
     /// Takes over a lock that `lock` already holds, recording this process as its holder.
     pub(crate) fn held(lock: &'a LockFile) -> Self {
         lock.page.set_holder(platform::pid());
+        #[cfg(test)]
+        platform::listings::locked(true);
         LockGuard { lock }
     }
 
@@ -304,5 +306,7 @@ impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
         self.lock.page.set_holder(0);
         self.lock.release();
+        #[cfg(test)]
+        platform::listings::locked(false);
     }
 }

@@ -48,7 +48,9 @@ pub(crate) enum Form {
 /// (one `stat` each: the ledger must know them, for a process with `max_total_bytes` may
 /// come later). A plain file and its compressed copy count as one. A timestamped
 /// archive's age counts from `aged_from` its stamp (see `Limits::aged_from`), a numbered
-/// one's from its last modification.
+/// one's from its last modification. Retention lists with [`Listing`](super::Listing),
+/// twice and off the lock; this one listing is for tests.
+#[cfg(test)]
 pub(crate) fn all_archives(
     log: LogName<'_>,
     aged_from: &dyn Fn(i64) -> i64,

@@ -9,12 +9,14 @@ pub(crate) mod compression;
 mod numbered;
 mod period;
 mod retention;
+mod sweep;
 mod timestamped;
 mod zone;
 
 pub use period::Period;
 pub(crate) use period::{EARLIEST, Schedule, unix_now, unix_seconds};
 pub(crate) use retention::{Ledger, Limits};
+pub(crate) use sweep::{Listing, doomed, sweep};
 pub(crate) use zone::Zone;
 
 /// How archives are named; see [`Builder::naming`](crate::Builder::naming).
@@ -55,12 +57,17 @@ pub(crate) fn fits(current_len: u64, incoming: usize, max_bytes: u64) -> bool {
 #[derive(Debug)]
 pub(crate) enum Rotated {
     /// The live file became the newest archive; for timestamped names, what the page
-    /// should now record about the archives (`None`: list them at the next rotation),
-    /// and why deleting old archives failed, if it did.
+    /// should now record about the archives, and whether a limit may be exceeded: then
+    /// the archives are listed once the lock is let go, and the oldest deleted under it
+    /// again (see [`sweep`]).
     Yes {
         ledger: Option<Ledger>,
-        retention: Option<io::Error>,
+        sweep: Option<Sweep>,
     },
+    /// Timestamped names, and the page knows nothing of the archives (a new lock file):
+    /// the next archive's name must come after the newest one's, so they are listed
+    /// first, off the lock, and the rotation tried again with the [`Listing`].
+    ListFirst,
     /// The path no longer names the file `live` (an operator moved or deleted it, or put
     /// something else there): nothing was touched, and the caller reopens the path.
     PathMoved,
@@ -74,6 +81,16 @@ pub(crate) struct LogName<'a> {
     pub(crate) path: &'a Path,
 }
 
+/// Retention to do after a rotation, off the lock but for the deletions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sweep {
+    /// Down to the limits themselves (nothing was known before), not 15/16 of them.
+    pub(crate) exact: bool,
+    /// The ledger the rotation left in the page (none after a numbered rotation): if it
+    /// is still there at the sweep, nobody rotated since, and the listing is exact.
+    pub(crate) recorded: Option<Ledger>,
+}
+
 /// How a rotation names the archive, and what it keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Policy {
@@ -84,21 +101,22 @@ pub(crate) struct Policy {
 /// Rotates the log file, which the caller's handle knows as `live`. `stamp` names a
 /// timestamped archive; `now` judges numbered archives' age.
 ///
-/// Numbered names apply the retention limits here, since the renumbering touches every
-/// archive anyway; timestamped names leave that to [`retain`], which can run after the
-/// lock is released.
+/// Numbered names apply the retention limits to the numbered archives here, since the
+/// renumbering touches every one anyway (looking them up by number, never listing the
+/// directory); the limits over both namings together are a [`sweep`]'s, whose listing
+/// runs after the lock is released.
+/// `listed` is a listing made off the lock, for when the page's `ledger` is unknown.
 pub(crate) fn rotate(
     log: LogName<'_>,
     live: FileId,
     policy: &Policy,
-    stamp: i64,
-    now: i64,
+    at: (i64, i64),
     ledger: Option<Ledger>,
+    listed: Option<&Listing>,
 ) -> io::Result<Rotated> {
-    let archived = match log.dir.entry(log.name)? {
-        // A symbolic link swapped in at the path is never renamed into an archive.
-        Some(entry) if entry.kind == Kind::File && entry.id == live => entry.len,
-        _ => return Ok(Rotated::PathMoved),
+    let (stamp, now) = at;
+    let Some(archived) = live_len(log, live)? else {
+        return Ok(Rotated::PathMoved);
     };
     match policy.naming {
         Naming::Numbered => {
@@ -106,20 +124,25 @@ pub(crate) fn rotate(
             if !renamed_the_live_file(log, &numbered::archive_name(log.name, 1), live)? {
                 return Ok(Rotated::PathMoved);
             }
+            // The timestamped archives of the same log count too, but only a listing
+            // finds them: the sweep after the hold applies the limits to both namings.
             Ok(Rotated::Yes {
                 ledger: None,
-                retention: None,
+                sweep: Some(Sweep {
+                    exact: true,
+                    recorded: None,
+                }),
             })
         }
         Naming::Timestamped => {
             // A page with words that cannot be true is not believed: the archives are
             // listed instead.
-            let ledger = ledger.and_then(|ledger| ledger.checked(now));
-            let newest = match ledger {
-                Some(ledger) => ledger.newest,
-                None => timestamped::newest(log).map_err(|e| explain(log, e))?,
+            let (ledger, exact) = match (ledger.and_then(|ledger| ledger.checked(now)), listed) {
+                (Some(ledger), _) => (ledger, false),
+                (None, Some(listed)) => (listed.ledger(), true),
+                (None, None) => return Ok(Rotated::ListFirst),
             };
-            let (time, counter) = timestamped::next_name(stamp, newest);
+            let (time, counter) = timestamped::next_name(stamp, ledger.newest);
             let named = timestamped::rotate(log, time, counter).map_err(|e| explain(log, e))?;
             if !renamed_the_live_file(
                 log,
@@ -128,21 +151,27 @@ pub(crate) fn rotate(
             )? {
                 return Ok(Rotated::PathMoved);
             }
-            // The rotation is done: a failure from here on is retention's alone.
-            Ok(
-                match retention::after_rotation(log, ledger, archived, named, &policy.limits, now) {
-                    Ok(ledger) => Rotated::Yes {
-                        ledger: Some(ledger),
-                        retention: None,
-                    },
-                    Err(error) => Rotated::Yes {
-                        ledger: None,
-                        retention: Some(explain(log, error)),
-                    },
-                },
-            )
+            let ledger = sweep::account(ledger, archived, named, &policy.limits);
+            let sweep =
+                (exact || sweep::needs_sweep(ledger, &policy.limits, now)).then_some(Sweep {
+                    exact,
+                    recorded: Some(ledger),
+                });
+            Ok(Rotated::Yes {
+                ledger: Some(ledger),
+                sweep,
+            })
         }
     }
+}
+
+/// The length of the live file if the path still names it (`live`), else `None`: a
+/// symbolic link or anything else swapped in at the path is never renamed into an archive.
+pub(crate) fn live_len(log: LogName<'_>, live: FileId) -> io::Result<Option<u64>> {
+    Ok(match log.dir.entry(log.name)? {
+        Some(entry) if entry.kind == Kind::File && entry.id == live => Some(entry.len),
+        _ => None,
+    })
 }
 
 /// Whether what was renamed to `archive` is the live file. The path was checked just
@@ -161,7 +190,7 @@ fn renamed_the_live_file(log: LogName<'_>, archive: &OsStr, live: FileId) -> io:
 }
 
 /// Adds to a permission error what rotation needs of the directory.
-fn explain(log: LogName<'_>, error: io::Error) -> io::Error {
+pub(crate) fn explain(log: LogName<'_>, error: io::Error) -> io::Error {
     if error.kind() != io::ErrorKind::PermissionDenied {
         return error;
     }

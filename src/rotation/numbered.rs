@@ -7,13 +7,17 @@
 //! left by a rotation that was killed half-way, or archives beyond `max_files` kept by a
 //! process configured with more. It never deletes an archive while keeping an older one,
 //! and never renames onto a name in use.
+//!
+//! Archives are looked up by number under the lock, never by listing the directory: an
+//! archive numbered beyond [`GAP_TOLERANCE`] missing numbers in a row is not seen (no
+//! rotation leaves such a gap; only another program can make one).
 
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::LogName;
-use super::retention::{self, Limits};
+use super::retention::{Form, Kept, Limits, how_many_to_delete};
 use crate::platform::Kind;
 
 /// The path of the `index`-th newest rotated file: `app.log` → `app.log.<index>`.
@@ -38,10 +42,8 @@ pub(super) fn archive_name(log_name: &OsStr, index: usize) -> OsString {
 /// ours to move or delete: if the rotation would need its name, it stops with an error
 /// before touching anything.
 pub(crate) fn rotate(log: LogName<'_>, limits: &Limits, now: i64) -> io::Result<()> {
-    // One listing for both namings: the timestamped archives count too.
-    let listing = log.dir.list(&super::archives::prefix(log))?;
-    let Archives { files, obstacles } = existing_archives(log, &listing);
-    let keep = files.len() - doomed(log, &listing, &files, limits, now)?.min(files.len());
+    let Archives { files, obstacles } = existing_archives(log)?;
+    let keep = files.len() - doomed(log, &files, limits, now)?.min(files.len());
     let (kept, beyond) = files.split_at(keep);
     let target = |position: usize| position + 2;
     if let Some(&blocked) = obstacles
@@ -79,20 +81,36 @@ pub(crate) fn rotate(log: LogName<'_>, limits: &Limits, now: i64) -> io::Result<
 }
 
 /// How many of the existing archives `files` (newest first) the limits delete, counting
-/// the live file as the newest archive it is about to become. Timestamped archives of the
-/// same log (a process with the other naming) count too: retention deletes those it dooms.
-fn doomed(
-    log: LogName<'_>,
-    listing: &[(OsString, Kind)],
-    files: &[usize],
-    limits: &Limits,
-    now: i64,
-) -> io::Result<usize> {
+/// the live file as the newest archive it is about to become. Only numbered archives are
+/// known here (no listing under the lock): the timestamped ones of the same log count in
+/// the sweep that follows the rotation (see [`sweep`](super::sweep)).
+fn doomed(log: LogName<'_>, files: &[usize], limits: &Limits, now: i64) -> io::Result<usize> {
     // The live file takes one of the `max_files` places.
     let by_count = files
         .len()
         .saturating_sub(limits.max_files.saturating_sub(1));
-    Ok(retention::doomed_for_numbered(log, listing, limits, now)?.max(by_count))
+    if limits.max_age.is_none() && limits.max_total_bytes.is_none() {
+        return Ok(by_count);
+    }
+    let mut oldest_first = Vec::with_capacity(files.len() + 1);
+    for (name, form) in files
+        .iter()
+        .rev()
+        .map(|&index| (archive_name(log.name, index), Form::Numbered(index)))
+        .chain(std::iter::once((log.name.to_os_string(), Form::Live)))
+    {
+        let entry = log.dir.entry(&name)?;
+        oldest_first.push(Kept {
+            time: entry.map_or(now, |entry| entry.modified),
+            bytes: entry.map_or(0, |entry| entry.len),
+            names: vec![name],
+            form,
+            written: entry.map_or((now, 0), |e| (e.modified, e.modified_nanos)),
+        });
+    }
+    // The live file is not deleted by its own rotation, whatever the limits say.
+    let doomed = how_many_to_delete(&oldest_first, limits, now).min(files.len());
+    Ok(doomed.max(by_count))
 }
 
 /// The archive numbers in use, ascending: `files` are files or links (ours to move),
@@ -102,23 +120,34 @@ struct Archives {
     obstacles: Vec<usize>,
 }
 
-fn existing_archives(log: LogName<'_>, listing: &[(OsString, Kind)]) -> Archives {
-    let prefix_len = log.name.len() + 1;
+/// How many numbers in a row may be missing before the look-up of archives stops. A
+/// rotation killed half-way leaves a gap of one; processes with a larger `max_files`
+/// keep their archives in one run.
+pub(crate) const GAP_TOLERANCE: usize = 16;
+
+/// Looks the archives up by number, `app.log.1`, `app.log.2`, …, until
+/// [`GAP_TOLERANCE`] numbers in a row are missing: one `fstatat` per archive and a few
+/// more, under the lock, and never a listing of the directory, whose length is anybody's.
+fn existing_archives(log: LogName<'_>) -> io::Result<Archives> {
     let mut archives = Archives {
         files: Vec::new(),
         obstacles: Vec::new(),
     };
-    for (name, kind) in listing {
-        let Some(index) = parse_index(&name.as_encoded_bytes()[prefix_len..]) else {
-            continue;
-        };
-        match kind {
-            Kind::File | Kind::Symlink => archives.files.push(index),
-            Kind::Directory | Kind::Other => archives.obstacles.push(index),
+    let (mut index, mut missing) = (1, 0);
+    while missing < GAP_TOLERANCE {
+        match log.dir.entry(&archive_name(log.name, index))? {
+            Some(entry) => {
+                missing = 0;
+                match entry.kind {
+                    Kind::File | Kind::Symlink => archives.files.push(index),
+                    Kind::Directory | Kind::Other => archives.obstacles.push(index),
+                }
+            }
+            None => missing += 1,
         }
+        index += 1;
     }
-    archives.files.sort_unstable();
-    archives
+    Ok(archives)
 }
 
 /// `7` from `b"7"`; `None` for anything that is not a number this naming writes

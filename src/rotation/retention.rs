@@ -8,15 +8,10 @@
 //! `max_files` and `max_total_bytes`, so that it cannot fill the disk; `max_age`, which
 //! cannot know its age, never deletes it.
 
-use std::io;
 use std::time::Duration;
 
-use super::LogName;
-use std::ffi::OsString;
-
-use super::archives::{self, Form, Kept, all_archives};
+pub(crate) use super::archives::{Form, Kept};
 use super::period::Schedule;
-use crate::platform::Kind;
 
 /// The limits on the archives kept; `max_files` always applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +28,7 @@ impl Limits {
     /// When an archive stamped `stamp` began to age: with time rotation, at the end of the
     /// period the stamp is in, since a time rotation names the archive after its period's
     /// start but its last line may have come at the period's end.
-    fn aged_from(&self, stamp: i64) -> i64 {
+    pub(super) fn aged_from(&self, stamp: i64) -> i64 {
         self.schedule
             .as_ref()
             .map_or(stamp, |schedule| schedule.end_of(stamp))
@@ -42,7 +37,6 @@ impl Limits {
 
 /// How many of `archives` (oldest first) the limits delete, at `now`, if unplaced
 /// archives counted as aged.
-#[cfg(test)]
 pub(crate) fn how_many_to_delete(archives: &[Kept], limits: &Limits, now: i64) -> usize {
     let (by_count_or_size, by_age) = runs(archives, limits, now);
     by_count_or_size.max(by_age)
@@ -93,53 +87,11 @@ fn runs(archives: &[Kept], limits: &Limits, now: i64) -> (usize, usize) {
     (by_count.max(by_size), by_age)
 }
 
-/// For a numbered rotation: deletes the timestamped archives that the limits doom, the
-/// live file counted as the newest archive, and returns how many numbered ones they doom
-/// (the oldest, which the renumbering deletes).
-pub(crate) fn doomed_for_numbered(
-    log: LogName<'_>,
-    listing: &[(OsString, Kind)],
-    limits: &Limits,
-    now: i64,
-) -> io::Result<usize> {
-    let stats = limits.max_age.is_some() || limits.max_total_bytes.is_some();
-    let aged_from = |stamp| limits.aged_from(stamp);
-    let mut archives = archives::from_listing(log, listing, &aged_from, now, stats)?;
-    let entry = log.dir.entry(log.name)?;
-    archives.push(Kept {
-        names: vec![log.name.to_os_string()],
-        time: entry.map_or(now, |entry| entry.modified),
-        bytes: entry.map_or(0, |entry| entry.len),
-        form: Form::Live,
-        written: entry.map_or((now, 0), |e| (e.modified, e.modified_nanos)),
-    });
-    let mut doomed = doomed(&archives, limits, now);
-    // The live file is not deleted by its own rotation, whatever the limits say.
-    doomed.pop();
-    let mut numbered = 0;
-    let mut first_error = None;
-    for (archive, _) in archives.iter().zip(doomed).filter(|(_, d)| *d) {
-        match archive.form {
-            Form::Numbered(_) => numbered += 1,
-            _ => {
-                for name in &archive.names {
-                    if let Err(error) = log.dir.remove_if_there(name) {
-                        first_error.get_or_insert(error);
-                    }
-                }
-            }
-        }
-    }
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(numbered),
-    }
-}
-
-/// What the lock file's page records about the timestamped archives, so that a rotation
-/// lists the directory only when a limit may be exceeded: how many there are, how many
-/// bytes they take (when `max_total_bytes` is set), and when the oldest was rotated
-/// (`i64::MAX` when there is none).
+/// What the lock file's page records about the archives (both namings, as a timestamped
+/// rotation or a sweep last knew them), so that the directory is listed, off the lock,
+/// only when a limit may be exceeded: how many there are, how many bytes they take (when
+/// `max_total_bytes` is set), and when the oldest was rotated (`i64::MAX` when there is
+/// none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ledger {
     pub(crate) count: u64,
@@ -164,7 +116,7 @@ impl Ledger {
 
 /// A limit of `n` deletes down to `n - n/16` once it is exceeded: so with many archives a
 /// rotation lists the directory once every `n/16` rotations, not at every one.
-fn with_slack(limits: &Limits) -> Limits {
+pub(super) fn with_slack(limits: &Limits) -> Limits {
     Limits {
         max_files: limits.max_files - limits.max_files / 16,
         max_age: limits.max_age,
@@ -174,7 +126,7 @@ fn with_slack(limits: &Limits) -> Limits {
 }
 
 /// Whether, by the ledger, a limit may be exceeded.
-fn may_exceed(ledger: Ledger, limits: &Limits, now: i64) -> bool {
+pub(super) fn may_exceed(ledger: Ledger, limits: &Limits, now: i64) -> bool {
     ledger.count > limits.max_files as u64
         || limits
             .max_total_bytes
@@ -184,67 +136,10 @@ fn may_exceed(ledger: Ledger, limits: &Limits, now: i64) -> bool {
         })
 }
 
-/// Accounts for an archive of `archived` bytes rotated at `stamp`, and, when a limit may
-/// be exceeded (or nothing is known yet), lists the archives and deletes the oldest ones
-/// the limits do not keep. Returns the ledger for the page. Another process may delete at
-/// the same time: a name already gone is no error.
-pub(crate) fn after_rotation(
-    log: LogName<'_>,
-    ledger: Option<Ledger>,
-    archived: u64,
-    named: (i64, u32),
-    limits: &Limits,
-    now: i64,
-) -> io::Result<Ledger> {
-    if let Some(ledger) = ledger {
-        let ledger = Ledger {
-            count: ledger.count.saturating_add(1),
-            bytes: ledger.bytes.saturating_add(archived),
-            oldest: ledger.oldest.min(limits.aged_from(named.0)),
-            newest: Some(named),
-        };
-        if !may_exceed(ledger, limits, now) {
-            return Ok(ledger);
-        }
-    }
-    let archives = all_archives(log, &|stamp| limits.aged_from(stamp), now)?;
-    let doomed = match ledger {
-        // Nothing was known: just the limits, with no slack to spend.
-        None => doomed(&archives, limits, now),
-        Some(_) => doomed(&archives, &with_slack(limits), now),
-    };
-    // One that cannot be deleted (an immutable file) does not save the others the limits
-    // doom: the disk must not fill up behind it. The failure is returned once all were
-    // tried, and the next rotation, not trusting the ledger, lists again.
-    let mut first_error = None;
-    let (gone, kept): (Vec<_>, Vec<_>) = archives.iter().zip(doomed).partition(|(_, d)| *d);
-    for (archive, _) in gone {
-        // Its `.gz`, if any, is among its names: a compressor places one only under the
-        // locks, which this rotation holds, so none can appear since the listing.
-        for name in &archive.names {
-            if let Err(error) = log.dir.remove_if_there(name) {
-                first_error.get_or_insert(error);
-            }
-        }
-    }
-    if let Some(error) = first_error {
-        return Err(error);
-    }
-    let kept: Vec<&Kept> = kept.into_iter().map(|(archive, _)| archive).collect();
-    Ok(Ledger {
-        count: kept.len() as u64,
-        bytes: kept.iter().map(|archive| archive.bytes).sum(),
-        // An unplaced archive's time is no age: the ledger would not be believed.
-        oldest: (kept.iter())
-            .find(|archive| archive.form != Form::Unplaced)
-            .map_or(i64::MAX, |archive| archive.time),
-        newest: Some(named),
-    })
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::ffi::OsString;
 
     fn archives(times_and_sizes: &[(i64, u64)]) -> Vec<Kept> {
         times_and_sizes

@@ -9,8 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 
 use super::LogName;
-use super::period::{is_plausible_time, parse_stamp, stamp, unix_now};
-use crate::platform::Kind;
+use super::period::{parse_stamp, stamp};
 
 /// One timestamped archive, as its name says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +24,7 @@ pub(crate) struct Archive {
 
 impl Archive {
     /// The age order: by stamp, then by counter.
+    #[cfg(feature = "compress")]
     fn key(&self) -> (i64, u32, bool) {
         (self.time, self.counter, self.compressed)
     }
@@ -85,13 +85,6 @@ pub(crate) fn next_name(time: i64, newest: Option<(i64, u32)>) -> (i64, u32) {
     }
 }
 
-/// The newest archive's stamp and counter, from a listing.
-pub(crate) fn newest(log: LogName<'_>) -> io::Result<Option<(i64, u32)>> {
-    Ok(list(log)?
-        .last()
-        .map(|archive| (archive.time, archive.counter)))
-}
-
 /// Renames the live file to the archive name `(time, counter)`, or the first one after it
 /// that no file takes, plain or compressed; returns the one it took.
 pub(crate) fn rotate(log: LogName<'_>, time: i64, counter: u32) -> io::Result<(i64, u32)> {
@@ -115,7 +108,10 @@ pub(crate) fn rotate(log: LogName<'_>, time: i64, counter: u32) -> io::Result<(i
 /// file that merely looks alike is never moved or deleted; nor is anything at such a
 /// name that is not a file or a link, nor a name stamped before 2000 or far ahead of the
 /// clock (see [`FUTURE_TOLERANCE`](super::period::FUTURE_TOLERANCE)).
+#[cfg(feature = "compress")]
 pub(crate) fn list(log: LogName<'_>) -> io::Result<Vec<Archive>> {
+    use super::period::{is_plausible_time, unix_now};
+    use crate::platform::Kind;
     let now = unix_now();
     let mut prefix = log.name.as_encoded_bytes().to_vec();
     prefix.push(b'.');

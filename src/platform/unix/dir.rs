@@ -4,14 +4,16 @@
 //! through a directory descriptor (`openat`, `renameat`, `unlinkat`) also keeps a
 //! symbolic link swapped in for the directory itself from redirecting any of them.
 
-use std::ffi::{CStr, CString, OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::{FileId, retry_interrupted};
+use super::{FileId, interruptible, retry_interrupted};
+
+mod listing;
 
 /// What sits at a name in a directory, not following a symbolic link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,15 +91,37 @@ pub(crate) struct Dir {
     id: FileId,
 }
 
-/// A name in the same directory, hidden and never taken by two processes or threads: the
-/// dot keeps it out of every archive pattern.
-fn temporary_name(name: &OsStr) -> OsString {
+/// The start of every temporary file's name: hidden (the dot keeps it out of every
+/// archive pattern), and short, so that it fits in the directory whatever the log's name.
+pub(crate) const TEMPORARY_PREFIX: &str = ".tracing-shared-file.";
+
+/// The longest name [`temporary_name`] can give: the prefix, a pid and a counter at
+/// their widest, `.tmp`.
+pub(crate) const LONGEST_TEMPORARY: usize =
+    TEMPORARY_PREFIX.len() + "4294967295.18446744073709551615.tmp".len();
+
+/// A name in the same directory, hidden and never taken by two processes or threads:
+/// `.tracing-shared-file.<pid>.<n>.tmp`, which says whose it is.
+fn temporary_name() -> OsString {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut temporary = OsString::from(".");
-    temporary.push(name);
-    temporary.push(format!(".{}.{count}.tmp", super::pid()));
-    temporary
+    OsString::from(format!("{TEMPORARY_PREFIX}{}.{count}.tmp", super::pid()))
+}
+
+/// Adds the name to an error that is about the name's length, so that a report says
+/// which name was too long (and how long), not only which file was being opened.
+fn naming_too_long(name: &OsStr, error: io::Error) -> io::Error {
+    if error.raw_os_error() != Some(libc::ENAMETOOLONG) {
+        return error;
+    }
+    io::Error::new(
+        error.kind(),
+        format!(
+            "{error}: `{}` is {} bytes",
+            name.to_string_lossy(),
+            name.len()
+        ),
+    )
 }
 
 fn c_name(name: &OsStr) -> io::Result<CString> {
@@ -105,12 +129,17 @@ fn c_name(name: &OsStr) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a file name holds a NUL byte"))
 }
 
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
+/// Makes the system call `call`, which returns -1 and sets errno on failure (see
+/// [`interruptible`]).
+fn sys(call: impl FnOnce() -> libc::c_int) -> io::Result<libc::c_int> {
+    interruptible(|| {
+        let rc = call();
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc)
+        }
+    })
 }
 
 fn kind_of(mode: libc::mode_t) -> Kind {
@@ -129,10 +158,10 @@ impl Dir {
         let path = c_name(path.as_os_str())?;
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         // SAFETY: a NUL-terminated path; the descriptor is owned by the `File`.
-        let fd = retry_interrupted(|| check(unsafe { libc::open(path.as_ptr(), flags) }))?;
+        let fd = retry_interrupted(|| sys(|| unsafe { libc::open(path.as_ptr(), flags) }))?;
         // SAFETY: a fresh descriptor that nothing else owns.
         let file = unsafe { File::from_raw_fd(fd) };
-        let id = FileId::of(&file.metadata()?);
+        let id = FileId::of(&super::metadata(&file)?);
         Ok(Dir { file, id })
     }
 
@@ -148,7 +177,6 @@ impl Dir {
     /// Opens `name` in this directory, never through a symbolic link, never blocking on a
     /// FIFO, closed on exec; created with `mode` (less the umask) when `access.create`.
     pub(crate) fn open_file(&self, name: &OsStr, access: Access, mode: u32) -> io::Result<File> {
-        let name = c_name(name)?;
         let mut flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
         flags |= match (access.read, access.write || access.append) {
             (true, true) => libc::O_RDWR,
@@ -164,17 +192,19 @@ impl Dir {
         if access.exclusive {
             flags |= libc::O_EXCL;
         }
+        let c_name = c_name(name)?;
         // SAFETY: a NUL-terminated name relative to a directory descriptor we own.
         let fd = retry_interrupted(|| {
-            check(unsafe {
+            sys(|| unsafe {
                 libc::openat(
                     self.file.as_raw_fd(),
-                    name.as_ptr(),
+                    c_name.as_ptr(),
                     flags,
                     mode as libc::c_uint,
                 )
             })
-        })?;
+        })
+        .map_err(|e| naming_too_long(name, e))?;
         // SAFETY: a fresh descriptor that nothing else owns.
         Ok(unsafe { File::from_raw_fd(fd) })
     }
@@ -214,25 +244,47 @@ impl Dir {
     /// opens it with `access`; `AlreadyExists` if the name is taken.
     ///
     /// No process ever sees the name with other bits: the file is made under a temporary
-    /// name, given its mode (`fchmod`), then renamed into place without replacing
+    /// name (see [`Dir::create_temporary`]), then renamed into place without replacing
     /// anything.
     pub(crate) fn create_exact(&self, name: &OsStr, access: Access, mode: u32) -> io::Result<File> {
-        let temporary = temporary_name(name);
+        let (file, temporary) = self.create_temporary(access, Some(mode))?;
+        self.place(&temporary, name)?;
+        Ok(file)
+    }
+
+    /// Creates a new file under a hidden temporary name of its own, opened with
+    /// `access`: with exactly the permission bits `mode` if given (`fchmod`, whatever the
+    /// umask), or 0o666 less the umask. Returns it and its name, for [`Dir::place`].
+    pub(crate) fn create_temporary(
+        &self,
+        access: Access,
+        mode: Option<u32>,
+    ) -> io::Result<(File, OsString)> {
+        let temporary = temporary_name();
         let new = Access {
             create: true,
             exclusive: true,
             ..access
         };
-        let file = self.open_file(&temporary, new, mode)?;
-        let placed = std::os::unix::fs::PermissionsExt::from_mode(mode);
-        let placed = file
-            .set_permissions(placed)
-            .and_then(|()| self.rename_exclusive(&temporary, name));
-        if let Err(error) = placed {
-            let _ = self.remove(&temporary);
-            return Err(error);
+        let file = self.open_file(&temporary, new, mode.unwrap_or(0o666))?;
+        if let Some(mode) = mode {
+            let exact = std::os::unix::fs::PermissionsExt::from_mode(mode);
+            if let Err(error) =
+                retry_interrupted(|| interruptible(|| file.set_permissions(Clone::clone(&exact))))
+            {
+                let _ = self.remove(&temporary);
+                return Err(error);
+            }
         }
-        Ok(file)
+        Ok((file, temporary))
+    }
+
+    /// Renames the temporary file `temporary` to `name` without replacing anything; if it
+    /// cannot, the temporary file is removed.
+    pub(crate) fn place(&self, temporary: &OsStr, name: &OsStr) -> io::Result<()> {
+        self.rename_exclusive(temporary, name).inspect_err(|_| {
+            let _ = self.remove(temporary);
+        })
     }
 
     /// Creates `name`, which must not exist, for writing: with exactly the permission
@@ -249,7 +301,9 @@ impl Dir {
         let file = self.open_file(name, new, mode.unwrap_or(0o666))?;
         if let Some(mode) = mode {
             let exact = std::os::unix::fs::PermissionsExt::from_mode(mode);
-            if let Err(error) = file.set_permissions(exact) {
+            if let Err(error) =
+                retry_interrupted(|| interruptible(|| file.set_permissions(Clone::clone(&exact))))
+            {
                 let _ = self.remove(name);
                 return Err(error);
             }
@@ -259,21 +313,30 @@ impl Dir {
 
     /// Renames `from` to `to`, failing with `AlreadyExists` rather than replace `to`.
     pub(crate) fn rename_exclusive(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        // Of the two, the longer is the one too long.
+        let longer = if from.len() >= to.len() { from } else { to };
+        self.rename_exclusive_once(from, to)
+            .map_err(|e| naming_too_long(longer, e))
+    }
+
+    fn rename_exclusive_once(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         let (c_from, c_to) = (c_name(from)?, c_name(to)?);
         let fd = self.file.as_raw_fd();
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             // SAFETY: NUL-terminated names relative to a directory descriptor we own.
-            let rc = unsafe {
-                libc::renameat2(
-                    fd,
-                    c_from.as_ptr(),
-                    fd,
-                    c_to.as_ptr(),
-                    libc::RENAME_NOREPLACE as libc::c_uint,
-                )
-            };
-            match check(rc) {
+            let renamed = retry_interrupted(|| {
+                sys(|| unsafe {
+                    libc::renameat2(
+                        fd,
+                        c_from.as_ptr(),
+                        fd,
+                        c_to.as_ptr(),
+                        libc::RENAME_NOREPLACE as libc::c_uint,
+                    )
+                })
+            });
+            match renamed {
                 // A file system that cannot do it: link, then unlink.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {}
                 result => return result.map(drop),
@@ -282,10 +345,12 @@ impl Dir {
         #[cfg(any(target_os = "macos", target_os = "ios"))]
         {
             // SAFETY: as above.
-            let rc = unsafe {
-                libc::renameatx_np(fd, c_from.as_ptr(), fd, c_to.as_ptr(), libc::RENAME_EXCL)
-            };
-            match check(rc) {
+            let renamed = retry_interrupted(|| {
+                sys(|| unsafe {
+                    libc::renameatx_np(fd, c_from.as_ptr(), fd, c_to.as_ptr(), libc::RENAME_EXCL)
+                })
+            });
+            match renamed {
                 Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {}
                 result => return result.map(drop),
             }
@@ -293,29 +358,32 @@ impl Dir {
         // Elsewhere the file has two names for a moment, which a process opening it then
         // takes for a file that is also another one, and refuses.
         // SAFETY: as above.
-        check(unsafe { libc::linkat(fd, c_from.as_ptr(), fd, c_to.as_ptr(), 0) })?;
+        retry_interrupted(|| {
+            sys(|| unsafe { libc::linkat(fd, c_from.as_ptr(), fd, c_to.as_ptr(), 0) })
+        })?;
         self.remove(from)
     }
 
     /// What sits at `name`, without following a symbolic link; `None` if nothing does.
     pub(crate) fn entry(&self, name: &OsStr) -> io::Result<Option<Entry>> {
-        let name = c_name(name)?;
+        let c_name = c_name(name)?;
         // SAFETY: `fstatat` writes only into the zeroed struct we own.
         let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: a NUL-terminated name and a valid pointer.
-        let rc = unsafe {
-            libc::fstatat(
-                self.file.as_raw_fd(),
-                name.as_ptr(),
-                &mut stat,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if rc != 0 {
-            let error = io::Error::last_os_error();
+        let looked_up = retry_interrupted(|| {
+            // SAFETY: a NUL-terminated name and a valid pointer.
+            sys(|| unsafe {
+                libc::fstatat(
+                    self.file.as_raw_fd(),
+                    c_name.as_ptr(),
+                    &mut stat,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })
+        });
+        if let Err(error) = looked_up {
             return match error.kind() {
                 io::ErrorKind::NotFound => Ok(None),
-                _ => Err(error),
+                _ => Err(naming_too_long(name, error)),
             };
         }
         Ok(Some(Entry {
@@ -335,9 +403,29 @@ impl Dir {
 
     /// Deletes the name `name` (a file or a link, never what a link points to).
     pub(crate) fn remove(&self, name: &OsStr) -> io::Result<()> {
-        let name = c_name(name)?;
+        let c_name = c_name(name)?;
         // SAFETY: a NUL-terminated name relative to a directory descriptor we own.
-        check(unsafe { libc::unlinkat(self.file.as_raw_fd(), name.as_ptr(), 0) }).map(drop)
+        retry_interrupted(|| {
+            sys(|| unsafe { libc::unlinkat(self.file.as_raw_fd(), c_name.as_ptr(), 0) })
+        })
+        .map(drop)
+        .map_err(|e| naming_too_long(name, e))
+    }
+
+    /// The longest file name the directory's file system takes (`NAME_MAX`, from
+    /// `fpathconf`); `None` when it sets no limit.
+    pub(crate) fn name_max(&self) -> io::Result<Option<usize>> {
+        super::set_errno(0);
+        // SAFETY: a descriptor we own.
+        let max = unsafe { libc::fpathconf(self.file.as_raw_fd(), libc::_PC_NAME_MAX) };
+        if max < 0 {
+            let error = io::Error::last_os_error();
+            return match error.raw_os_error() {
+                Some(0) | None => Ok(None),
+                _ => Err(error),
+            };
+        }
+        Ok(Some(max as usize))
     }
 
     /// Removes `name` if it is there: a name already gone (another process removed it
@@ -348,94 +436,32 @@ impl Dir {
             _ => Ok(()),
         }
     }
-
-    /// The names in this directory that start with `prefix`, with what sits at each.
-    pub(crate) fn list(&self, prefix: &[u8]) -> io::Result<Vec<(OsString, Kind)>> {
-        // The stream takes its own descriptor, positioned at the start.
-        let dot = c_name(OsStr::new("."))?;
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-        // SAFETY: "." relative to a directory descriptor we own.
-        let fd = retry_interrupted(|| {
-            check(unsafe { libc::openat(self.file.as_raw_fd(), dot.as_ptr(), flags) })
-        })?;
-        // SAFETY: a fresh directory descriptor, owned by the stream from here on.
-        let stream = unsafe { libc::fdopendir(fd) };
-        if stream.is_null() {
-            let error = io::Error::last_os_error();
-            super::close(fd);
-            return Err(error);
-        }
-        struct Stream(*mut libc::DIR);
-        impl Drop for Stream {
-            fn drop(&mut self) {
-                // SAFETY: a stream from `fdopendir`, closed once.
-                unsafe { libc::closedir(self.0) };
-            }
-        }
-        let stream = Stream(stream);
-        let mut names = Vec::new();
-        loop {
-            // `readdir` reports an error only through errno, so clear it first.
-            set_errno(0);
-            // SAFETY: a live stream; the entry is read before the next call.
-            let entry = unsafe { libc::readdir(stream.0) };
-            if entry.is_null() {
-                let error = io::Error::last_os_error();
-                if error.raw_os_error().is_some_and(|code| code != 0) {
-                    return Err(error);
-                }
-                return Ok(names);
-            }
-            // SAFETY: `d_name` is NUL-terminated within the entry.
-            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
-            if !name.starts_with(prefix) {
-                continue;
-            }
-            let name = OsString::from_vec(name.to_vec());
-            // SAFETY: a valid entry.
-            let kind = match unsafe { (*entry).d_type } {
-                libc::DT_REG => Kind::File,
-                libc::DT_LNK => Kind::Symlink,
-                libc::DT_DIR => Kind::Directory,
-                // Some file systems do not say: ask.
-                libc::DT_UNKNOWN => match self.entry(&name)? {
-                    Some(entry) => entry.kind,
-                    None => continue,
-                },
-                _ => Kind::Other,
-            };
-            names.push((name, kind));
-        }
-    }
 }
 
-/// Sets the calling thread's `errno`, where the platform says how; elsewhere the end of a
-/// directory stream and an error reading it look alike, and both end the listing.
-fn set_errno(value: libc::c_int) {
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "dragonfly"))]
-    // SAFETY: the calling thread's errno.
-    unsafe {
-        *libc::__errno_location() = value;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error about a name's length names it: the message of an open, a rename or a
+    /// look-up says which name was too long, not only what was being done.
+    #[test]
+    fn a_name_refused_as_too_long_is_named_in_the_error() {
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = Dir::open(scratch.path()).unwrap();
+        let long = OsString::from("x".repeat(300));
+        let opened = dir.open_file(&long, Access::APPEND_CREATE, 0o600);
+        std::fs::write(scratch.path().join("short"), "x").unwrap();
+        let renamed_to = dir.rename_exclusive(OsStr::new("short"), &long);
+        let looked_up = dir.entry(&long);
+        for error in [
+            opened.unwrap_err(),
+            renamed_to.unwrap_err(),
+            looked_up.unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(message.contains(&"x".repeat(300)), "{message}");
+            assert!(message.contains("300 bytes"), "{message}");
+        }
+        assert_eq!(dir.name_max().unwrap(), Some(255));
     }
-    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
-    // SAFETY: the calling thread's errno.
-    unsafe {
-        *libc::__error() = value;
-    }
-    #[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
-    // SAFETY: the calling thread's errno.
-    unsafe {
-        *libc::__errno() = value;
-    }
-    #[cfg(not(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "dragonfly",
-        target_os = "netbsd",
-        target_os = "openbsd"
-    )))]
-    let _ = value;
 }

@@ -7,7 +7,11 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 mod dir;
-pub(crate) use dir::{Access, Dir, Kind};
+mod interrupted;
+pub(crate) use dir::{Access, Dir, Kind, LONGEST_TEMPORARY, TEMPORARY_PREFIX};
+pub(crate) use interrupted::{interruptible, retry_interrupted, set_errno};
+#[cfg(test)]
+pub(crate) use interrupted::{interruptions, listings};
 
 /// What makes a file the same file: its device and inode, not its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +29,11 @@ impl FileId {
     }
 }
 
+/// What the kernel says of the open `file` (`fstat`), retried on EINTR.
+pub(crate) fn metadata(file: &File) -> io::Result<Metadata> {
+    retry_interrupted(|| interruptible(|| file.metadata()))
+}
+
 /// The descriptor number of `file`.
 pub(crate) fn raw_fd(file: &File) -> RawFd {
     file.as_raw_fd()
@@ -38,7 +47,9 @@ pub(crate) fn into_raw_fd(file: File) -> RawFd {
 /// Sets the permission bits of what `path` names.
 pub(crate) fn set_mode(path: &std::path::Path, mode: u32) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    retry_interrupted(|| {
+        interruptible(|| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
+    })
 }
 
 /// The set-group-ID bit of what `path` names, as a mode (0 if unset).
@@ -74,17 +85,6 @@ pub(crate) fn make_blocking(file: &File) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Runs `call` until it does not fail with EINTR: a signal handler installed without
-/// `SA_RESTART` makes blocking system calls return early.
-pub(crate) fn retry_interrupted<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    loop {
-        match call() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            result => return result,
-        }
-    }
 }
 
 /// Makes sure the first `len` bytes of `file` exist and, where the file system can
@@ -125,8 +125,8 @@ pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
 /// Grows `file` to `len` bytes if it is shorter. Racing processes all end with the same
 /// file, and a page another process already wrote is left alone.
 fn extend(file: &File, len: u64) -> io::Result<()> {
-    if file.metadata()?.len() < len {
-        retry_interrupted(|| file.set_len(len))?;
+    if metadata(file)?.len() < len {
+        retry_interrupted(|| interruptible(|| file.set_len(len)))?;
     }
     Ok(())
 }
@@ -186,10 +186,15 @@ pub(crate) struct LinksAndLen {
 pub(crate) fn links_and_len(file: &File) -> io::Result<LinksAndLen> {
     // SAFETY: `fstat` writes only into the zeroed struct we own.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid descriptor and a valid pointer.
-    if unsafe { libc::fstat(file.as_raw_fd(), &mut stat) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    retry_interrupted(|| {
+        interruptible(|| {
+            // SAFETY: a valid descriptor and a valid pointer.
+            if unsafe { libc::fstat(file.as_raw_fd(), &mut stat) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    })?;
     Ok(LinksAndLen {
         links: stat.st_nlink as u64,
         len: stat.st_size as u64,

@@ -27,7 +27,7 @@ use crate::platform::{self, Access, Dir, FileId};
 const SUFFIX: &str = ".gz.tmp";
 
 /// `.<archive>.gz.tmp`.
-pub(super) fn name_of(archive: &OsStr) -> OsString {
+pub(crate) fn name_of(archive: &OsStr) -> OsString {
     let mut name = OsString::from(".");
     name.push(archive);
     name.push(SUFFIX);

@@ -301,3 +301,7 @@ fn write_gzip(
     // On disk before its name says it is complete.
     platform::retry_interrupted(|| target.sync_all())
 }
+
+/// A claim's name, for the name-length check's test.
+#[cfg(test)]
+pub(crate) use claim::name_of as claim_name;
