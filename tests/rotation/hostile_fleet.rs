@@ -6,13 +6,12 @@
 //! temporary file of a dead process survives the next `build()`, no unrelated file is
 //! touched, and retention by short-lived processes keeps exactly the newest archives.
 
-mod common;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{self, entry};
 use common::verifier::{Expect, Verifier};
 use common::workload::{RotationPolicy, WriteMode, WriterId, WriterSpec, run_writer};
 use tracing_shared_file::{Naming, SharedFile};
@@ -32,13 +31,15 @@ fn spawn_worker(spec: &WriterSpec) -> Child {
 
 /// [`spawn_worker`] from the test binary at `exe`: this one, or another version's.
 fn spawn_worker_of(exe: &Path, spec: &WriterSpec) -> Child {
+    // Another version's binary may have been built from this file as a test binary of its
+    // own, where the entry has no module path: `TSF_OLD_FLEET_ENTRY` names it there.
+    let entry = if exe == std::env::current_exe().unwrap() {
+        entry!(fleet_worker_entry)
+    } else {
+        std::env::var("TSF_OLD_FLEET_ENTRY").unwrap_or_else(|_| "fleet_worker_entry".into())
+    };
     let mut command = Command::new(exe);
-    command.args([
-        "--exact",
-        "fleet_worker_entry",
-        "--nocapture",
-        "--test-threads=1",
-    ]);
+    command.args(["--exact", &entry, "--nocapture", "--test-threads=1"]);
     spec.apply(&mut command);
     common::spawn_retrying(command.stdout(Stdio::null())).expect("spawn worker")
 }
@@ -253,7 +254,8 @@ fn short_lived_processes_rotating_among_others_files_keep_exactly_the_newest_arc
 const OLD_BINARY_ENV: &str = "TSF_OLD_FLEET_BINARY";
 
 /// Old and new versions on one log: every other process runs the test binary named by
-/// `TSF_OLD_FLEET_BINARY` (this file built from an earlier commit; `TSF_NEW_FLEET_BINARY`
+/// `TSF_OLD_FLEET_BINARY` (this file built from an earlier commit, whose worker entry
+/// `TSF_OLD_FLEET_ENTRY` names if it is not `fleet_worker_entry`; `TSF_NEW_FLEET_BINARY`
 /// replaces this one, to compare with one version alone). Retention stays exact and
 /// every line is kept.
 #[test]

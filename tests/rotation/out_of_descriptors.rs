@@ -5,13 +5,12 @@
 //! Also the report's case: one process with 300 compressed, timestamped, non-blocking
 //! logs at `RLIMIT_NOFILE` 1024 loses no line, run after run.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::common::{self, entry};
 use common::children::{CHILD_DEADLINE, Finished, spawn_entry};
 use common::verifier::{Expect, Verifier};
 use common::workload::{WriterId, fmt_line};
@@ -147,7 +146,7 @@ fn a_rotation_without_a_descriptor_for_the_fresh_file_does_not_happen_and_loses_
         let path = scratch.path().join("app.log");
         let finished = run_child(
             scratch.path(),
-            "exhausted_writer_entry",
+            &entry!(exhausted_writer_entry),
             EXHAUSTED_ENV,
             format!("{mode}:{}", path.display()),
         );
@@ -240,7 +239,7 @@ fn three_hundred_compressed_logs_at_1024_descriptors_lose_no_line() {
         fs::create_dir(&dir).unwrap();
         let finished = run_child(
             scratch.path(),
-            "many_logs_writer_entry",
+            &entry!(many_logs_writer_entry),
             MANY_LOGS_ENV,
             dir.display().to_string(),
         );

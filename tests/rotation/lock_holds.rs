@@ -8,16 +8,15 @@
 //! another process's longest wait for the lock (`Stats::lock_wait_max`):
 //!
 //! ```text
-//! cargo test --release --test rotation_lock_holds -- --ignored --nocapture --test-threads=1
+//! cargo test --release --test rotation lock_holds -- --ignored --nocapture --test-threads=1
 //! ```
-
-mod common;
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::common::{self, entry};
 use common::children::{CHILD_DEADLINE, Finished, spawn_entry};
 use common::log_files::archive;
 use common::verifier::{Expect, Verifier};
@@ -141,7 +140,7 @@ fn run(scratch: &Path, specs: &[Spec]) -> Vec<Finished> {
         .map(|spec| {
             spawn_entry(
                 &std::env::current_exe().unwrap(),
-                "lock_holds_writer_entry",
+                &entry!(lock_holds_writer_entry),
                 scratch,
                 &format!("writer-{}", spec.process),
                 |command| {

@@ -5,13 +5,12 @@
 //! whose longest name just fits rotates in several processes at once, with `file_mode`,
 //! timestamped names or compression, and loses nothing.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::common::{self, entry};
 use common::children::{CHILD_DEADLINE, spawn_entry};
 use common::verifier::{Expect, Verifier};
 use common::workload::{WriterId, fmt_line};
@@ -159,7 +158,7 @@ fn a_log_whose_longest_name_just_fits_rotates_in_every_process_and_loses_nothing
             .map(|process| {
                 spawn_entry(
                     &std::env::current_exe().unwrap(),
-                    "name_length_writer_entry",
+                    &entry!(name_length_writer_entry),
                     dir.path(),
                     &format!("{}-{process}", config.encode()),
                     |command| {
