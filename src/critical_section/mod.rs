@@ -259,6 +259,7 @@ impl Inner {
             &self.policy(),
             (stamp, now),
             page.ledger(),
+            page.newest_name(),
             listed,
         );
         let discard = |fresh: LogHandle| {

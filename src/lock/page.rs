@@ -271,20 +271,35 @@ impl Page {
         self.word(LEDGER_BYTES).store(ledger.bytes, Release);
         self.word(LEDGER_OLDEST)
             .store(ledger.oldest as u64, Release);
+        // The last name given is only ever replaced by a later one: a ledger built from a
+        // listing that finds no timestamped archive (numbered rotations deleted them all)
+        // must not let the next rotation give a name again.
         if let Some((stamp, counter)) = ledger.newest {
             self.word(NEWEST_STAMP).store(stamp as u64, Release);
             self.word(NEWEST_COUNTER).store(u64::from(counter), Release);
+            self.word(NEWEST_VALID).store(1, Release);
         }
-        self.word(NEWEST_VALID)
-            .store(u64::from(ledger.newest.is_some()), Release);
         self.word(LEDGER_VALID).store(1, Release);
     }
 
+    /// The last timestamped name given, kept when the rest of the ledger is forgotten;
+    /// call only while holding the lock.
+    pub(crate) fn newest_name(&self) -> Option<(i64, u32)> {
+        (self.word(NEWEST_VALID).load(Acquire) == 1).then(|| {
+            (
+                self.word(NEWEST_STAMP).load(Acquire) as i64,
+                self.word(NEWEST_COUNTER).load(Acquire) as u32,
+            )
+        })
+    }
+
     /// Counts a thread that starts waiting for the lock.
-    /// Makes the next rotation list the archives rather than trust the ledger.
+    /// Makes the next rotation list the archives rather than trust the ledger. The last
+    /// name given stays known ([`Page::newest_name`]): a listing made off the lock may be
+    /// stale, or find none of the archives that had the newest names (retention by the
+    /// other naming deleted them), and no name is ever given twice.
     pub(crate) fn forget_ledger(&self) {
         self.word(LEDGER_VALID).store(0, Release);
-        self.word(NEWEST_VALID).store(0, Release);
     }
 
     pub(crate) fn add_waiter(&self) {

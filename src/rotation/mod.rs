@@ -112,6 +112,7 @@ pub(crate) fn rotate(
     policy: &Policy,
     at: (i64, i64),
     ledger: Option<Ledger>,
+    newest_name: Option<(i64, u32)>,
     listed: Option<&Listing>,
 ) -> io::Result<Rotated> {
     let (stamp, now) = at;
@@ -139,7 +140,17 @@ pub(crate) fn rotate(
             // listed instead.
             let (ledger, exact) = match (ledger.and_then(|ledger| ledger.checked(now)), listed) {
                 (Some(ledger), _) => (ledger, false),
-                (None, Some(listed)) => (listed.ledger(), true),
+                // The listing was made off the lock: names given since are not in it,
+                // nor those whose archives were deleted since; the page's last name given
+                // is, if it can be true.
+                (None, Some(listed)) => {
+                    let mut ledger = listed.ledger();
+                    let given = newest_name.filter(|&(stamp, counter)| {
+                        period::is_plausible_time(stamp, now) && counter < u32::MAX
+                    });
+                    ledger.newest = ledger.newest.max(given);
+                    (ledger, true)
+                }
                 (None, None) => return Ok(Rotated::ListFirst),
             };
             let (time, counter) = timestamped::next_name(stamp, ledger.newest);

@@ -373,3 +373,75 @@ fn a_deleted_archives_name_is_never_given_to_a_newer_archive() {
     let newest: Vec<String> = (26..29).map(|seq| fmt_line(writer, seq)).collect();
     assert_eq!(kept, newest, "the archives kept are not the newest");
 }
+
+/// The names in `dir` but the live file and its lock file, sorted.
+fn archive_names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != "app.log" && name != "app.log.lock")
+        .collect();
+    names.sort();
+    names
+}
+
+/// Numbered rotations count the timestamped archives of the same log too, and may delete
+/// all of them; the next timestamped rotation, in the same second, must still not take a
+/// name one of them had. (One process, two writers with different namings: the order of
+/// rotations is exact. Attempts are repeated until the whole run falls in one second,
+/// where a name given twice can show.)
+#[test]
+fn a_name_is_not_given_again_after_numbered_rotations_deleted_every_timestamped_archive() {
+    let second = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    for _attempt in 0..50 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let line = |i: usize| format!("line {i:05}\n");
+        let build = |naming| {
+            SharedFile::builder(&path)
+                .naming(naming)
+                .max_bytes(2 * line(0).len() as u64)
+                .max_files(3)
+                .build()
+                .unwrap()
+        };
+        let (timestamped, numbered) = (build(Naming::Timestamped), build(Naming::Numbered));
+        let started = second();
+        let mut sent = 0;
+        let mut write = |log: &SharedFile, lines: usize| {
+            for _ in 0..lines {
+                (&*log).write_all(line(sent).as_bytes()).unwrap();
+                sent += 1;
+            }
+        };
+        write(&timestamped, 8);
+        let given = archive_names_in(dir.path());
+        write(&numbered, 6);
+        let after_numbered = archive_names_in(dir.path());
+        write(&timestamped, 2);
+        let last = archive_names_in(dir.path());
+        if second() != started {
+            continue;
+        }
+        assert_eq!(
+            (timestamped.stats().rotations, numbered.stats().rotations),
+            (4, 3)
+        );
+        assert!(
+            given.iter().all(|name| !after_numbered.contains(name)),
+            "the numbered rotations did not retire the timestamped archives: {given:?} then {after_numbered:?}"
+        );
+        let again: Vec<&String> = last.iter().filter(|name| given.contains(name)).collect();
+        assert!(
+            again.is_empty(),
+            "names given twice: {again:?} (first {given:?}, then {after_numbered:?}, then {last:?})"
+        );
+        return;
+    }
+    panic!("no attempt fell within one second");
+}
