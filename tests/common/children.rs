@@ -112,6 +112,23 @@ pub struct Finished {
 }
 
 impl Finished {
+    /// The counter `key` of the child's `STATS key=value ...` line on stdout, as the
+    /// workload's writers print it.
+    #[track_caller]
+    pub fn stat(&self, key: &str) -> u64 {
+        let stats = self
+            .stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("STATS "))
+            .unwrap_or_else(|| panic!("no stats in {}\n{}", self.stdout, self.stderr));
+        stats
+            .split(' ')
+            .find_map(|field| field.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in {stats}"))
+            .parse()
+            .unwrap()
+    }
+
     /// The lines the library printed on stderr.
     pub fn reports(&self) -> Vec<&str> {
         self.stderr
@@ -285,3 +302,19 @@ impl Drop for RunningChild {
 
 // Where they were before `Fleet` had a module of its own.
 pub use super::fleet::{Fleet, WorkerConfig, WorkerOutcome, worker_main};
+
+/// Waits for `child` (spawned without a `RunningChild`); kills it and fails if it has not
+/// exited by `deadline`.
+#[track_caller]
+pub fn wait_with_deadline(child: &mut Child, deadline: Instant) -> ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a child hung");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

@@ -38,19 +38,6 @@ impl Rng {
     }
 }
 
-fn wait_with_deadline(child: &mut Child, deadline: Instant) -> std::process::ExitStatus {
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for worker") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("a surviving writer hung");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn writers_killed_at_random_moments_lose_at_most_their_last_event() {
     const MAX_BYTES: u64 = 16 * 1024;
@@ -104,7 +91,7 @@ fn writers_killed_at_random_moments_lose_at_most_their_last_event() {
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     for (process, child) in &mut running {
-        let status = wait_with_deadline(child, deadline);
+        let status = common::children::wait_with_deadline(child, deadline);
         assert!(status.success(), "survivor {process} failed: {status}");
     }
 

@@ -44,16 +44,6 @@ fn spawn_worker_of(exe: &Path, spec: &WriterSpec) -> Child {
     common::spawn_retrying(command.stdout(Stdio::null())).expect("spawn worker")
 }
 
-fn wait_with_deadline(child: &mut Child, deadline: Instant) -> std::process::ExitStatus {
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for worker") {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "a writer hung");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 fn unrelated_files(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for i in 0..UNRELATED {
@@ -140,7 +130,7 @@ fn a_mixed_fleet_killed_while_rotating_keeps_every_finished_line_once() {
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     for (process, child) in &mut running {
-        let status = wait_with_deadline(child, deadline);
+        let status = common::children::wait_with_deadline(child, deadline);
         assert!(status.success(), "survivor {process} failed: {status}");
     }
     // The next process to start cleans up what the dead left half-made.
@@ -217,7 +207,7 @@ fn short_lived_fleet(timestamped: bool, lines: u64, exe_of: &dyn Fn(&WriterSpec)
             .map(|spec| spawn_worker_of(&exe_of(spec), spec))
             .collect();
         for child in &mut children {
-            assert!(wait_with_deadline(child, deadline).success());
+            assert!(common::children::wait_with_deadline(child, deadline).success());
         }
     }
     untouched(&dir.path().join("logs"));

@@ -159,20 +159,6 @@ fn run(scratch: &Path, specs: &[Spec]) -> Vec<Finished> {
         .collect()
 }
 
-fn stat(finished: &Finished, key: &str) -> u64 {
-    let stats = finished
-        .stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("STATS "))
-        .unwrap_or_else(|| panic!("no stats in {}", finished.stdout));
-    stats
-        .split(' ')
-        .find_map(|field| field.strip_prefix(&format!("{key}=")))
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn unrelated_files(dir: &Path, count: usize) {
     for i in 0..count {
         fs::write(dir.join(format!("unrelated-{i:06}.log")), b"").unwrap();
@@ -219,16 +205,16 @@ fn retention_among_thousands_of_unrelated_files_keeps_exactly_the_newest_archive
         for (process, child) in (0..).zip(&finished) {
             assert_eq!(
                 (
-                    stat(child, "write_errors"),
-                    stat(child, "rotation_errors"),
-                    stat(child, "dropped")
+                    child.stat("write_errors"),
+                    child.stat("rotation_errors"),
+                    child.stat("dropped")
                 ),
                 (0, 0, 0),
                 "{}",
                 child.stderr
             );
-            rotations += stat(child, "rotations");
-            let total = stat(child, "lines");
+            rotations += child.stat("rotations");
+            let total = child.stat("lines");
             verifier = verifier.expect(WriterId { process, thread: 0 }, Expect::Newest { total });
         }
         assert!(rotations > MAX_FILES as u64 * 2, "{rotations} rotations");
@@ -280,19 +266,16 @@ fn a_failing_rotation_is_tried_once_per_write_and_the_rest_of_the_batch_appended
     };
     let finished = run(scratch.path(), &[spec]);
     let child = &finished[0];
-    assert_eq!(stat(child, "lines"), BATCH);
-    assert_eq!(
-        (stat(child, "write_errors"), stat(child, "dropped")),
-        (0, 0)
-    );
+    assert_eq!(child.stat("lines"), BATCH);
+    assert_eq!((child.stat("write_errors"), child.stat("dropped")), (0, 0));
     // Once per write of the background thread, which takes the queue in a few batches:
     // not once per event.
-    let failures = stat(child, "rotation_errors");
+    let failures = child.stat("rotation_errors");
     assert!(
         (1..=BATCH / 20).contains(&failures),
         "{failures} failed rotations for {BATCH} events"
     );
-    assert_eq!(stat(child, "rotations"), 0);
+    assert_eq!(child.stat("rotations"), 0);
     // Every event went to the live file, whole and in order; the archives are untouched.
     let expected: String = (0..BATCH)
         .map(|seq| {
@@ -336,11 +319,11 @@ fn measure_longest_wait_among_100k_unrelated_files() {
                     } else {
                         "numbered"
                     },
-                    stat(child, "lines"),
-                    stat(child, "rotations"),
-                    stat(child, "wait_p99_us"),
-                    stat(child, "wait_p999_us"),
-                    stat(child, "lock_wait_max_us"),
+                    child.stat("lines"),
+                    child.stat("rotations"),
+                    child.stat("wait_p99_us"),
+                    child.stat("wait_p999_us"),
+                    child.stat("lock_wait_max_us"),
                 );
             }
         }
@@ -373,11 +356,11 @@ fn measure_longest_wait_behind_a_failing_rotation() {
     println!(
         "failing rotation: batch writer {} failed rotations, longest wait {} us; \
          other process {} lines, wait p99 {} us, p99.9 {} us, longest {} us",
-        stat(&finished[0], "rotation_errors"),
-        stat(&finished[0], "lock_wait_max_us"),
-        stat(&finished[1], "lines"),
-        stat(&finished[1], "wait_p99_us"),
-        stat(&finished[1], "wait_p999_us"),
-        stat(&finished[1], "lock_wait_max_us"),
+        finished[0].stat("rotation_errors"),
+        finished[0].stat("lock_wait_max_us"),
+        finished[1].stat("lines"),
+        finished[1].stat("wait_p99_us"),
+        finished[1].stat("wait_p999_us"),
+        finished[1].stat("lock_wait_max_us"),
     );
 }

@@ -172,19 +172,7 @@ fn a_log_whose_longest_name_just_fits_rotates_in_every_process_and_loses_nothing
         for child in children {
             let finished = child.wait(Instant::now() + CHILD_DEADLINE);
             finished.assert_success();
-            let stats = finished
-                .stdout
-                .lines()
-                .find_map(|line| line.strip_prefix("STATS "))
-                .unwrap_or_else(|| panic!("{config:?}: no stats in {}", finished.stdout))
-                .to_string();
-            let count = |key: &str| -> u64 {
-                let field = stats
-                    .split(' ')
-                    .find_map(|field| field.strip_prefix(&format!("{key}=")))
-                    .unwrap();
-                field.parse().unwrap()
-            };
+            let count = |key: &str| finished.stat(key);
             assert_eq!(
                 (
                     count("write_errors"),
@@ -192,7 +180,8 @@ fn a_log_whose_longest_name_just_fits_rotates_in_every_process_and_loses_nothing
                     count("dropped")
                 ),
                 (0, 0, 0),
-                "{config:?}: {stats}\n{}",
+                "{config:?}: {}\n{}",
+                finished.stdout,
                 finished.stderr
             );
             rotations += count("rotations");

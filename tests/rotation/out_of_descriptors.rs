@@ -110,20 +110,6 @@ fn exhausted_writer_entry() {
     print_stats(&stats);
 }
 
-fn stat(finished: &Finished, key: &str) -> u64 {
-    let stats = finished
-        .stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("STATS "))
-        .unwrap_or_else(|| panic!("no stats in {}\n{}", finished.stdout, finished.stderr));
-    stats
-        .split(' ')
-        .find_map(|field| field.strip_prefix(&format!("{key}=")))
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn run_child(scratch: &Path, entry: &str, env: &str, spec: String) -> Finished {
     let finished = spawn_entry(
         &std::env::current_exe().unwrap(),
@@ -151,7 +137,7 @@ fn a_rotation_without_a_descriptor_for_the_fresh_file_does_not_happen_and_loses_
             format!("{mode}:{}", path.display()),
         );
         assert_eq!(
-            (stat(&finished, "write_errors"), stat(&finished, "dropped")),
+            (finished.stat("write_errors"), finished.stat("dropped")),
             (0, 0),
             "{mode}: {}",
             finished.stderr
@@ -245,9 +231,9 @@ fn three_hundred_compressed_logs_at_1024_descriptors_lose_no_line() {
         );
         assert_eq!(
             (
-                stat(&finished, "write_errors"),
-                stat(&finished, "dropped"),
-                stat(&finished, "written")
+                finished.stat("write_errors"),
+                finished.stat("dropped"),
+                finished.stat("written")
             ),
             (0, 0, LOGS as u64 * LINES_PER_LOG),
             "run {run}: {}",
