@@ -31,7 +31,10 @@ pub struct Stats {
     pub rotations: u64,
     /// Write attempts that failed with an I/O error; each also counts as a dropped event.
     pub write_errors: u64,
-    /// Rotations that failed; the event was then written to the live file anyway.
+    /// Tries to rotate that failed (and archives that could not be deleted); the events
+    /// were then written to the live file anyway. After a failure the rotation is tried
+    /// again only after a back-off (100 ms, doubling, at most 5 s), so this counts tries,
+    /// not the events appended past `max_bytes` meanwhile.
     pub rotation_errors: u64,
     /// Events that did not reach the file.
     pub events_dropped: u64,

@@ -100,6 +100,7 @@ impl SharedFile {
             lock_inherited: AtomicBool::new(false),
             counters: Counters::default(),
             reporter: Reporter::new(parts.on_error),
+            rotation_backoff: Mutex::default(),
         });
         SharedFile { inner }
     }

@@ -7,14 +7,15 @@
 //! processes get their turn between rotations.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
 
 use super::entering::Entered;
 use super::live_period::{self, Clock, LivePeriod};
-use super::{Inner, Outcome, Rotation, State};
+use super::{Inner, Outcome, Rotation, RotationBackoff, State};
 use crate::handle::LogHandle;
 use crate::lock::{LockGuard, Page, WriteIntent};
-use crate::platform::Dir;
+use crate::platform::{Dir, FileId};
 use crate::rotation::{self, Listing, Sweep};
 
 /// How many times one hold of the lock follows a path that changes under it before it
@@ -57,8 +58,8 @@ impl Turns<'_> {
 
 /// How a hold starts: whether to append its first event whatever the file's size (earlier
 /// holds made no progress), and whether a rotation already failed during this write, in
-/// which case the hold appends all its events and does not try again: the next write
-/// does.
+/// which case the hold appends all its events and does not try again: a later write does,
+/// once the back-off ([`super::backoff`]) is over.
 #[derive(Clone, Copy)]
 pub(super) struct Start<'a> {
     pub(super) force_first: bool,
@@ -82,6 +83,9 @@ pub(super) struct Held {
 /// What follows a hold, off the lock, in the directory it held.
 pub(super) struct After {
     pub(super) dir: Arc<Dir>,
+    /// The live file as the hold began, and when: for the back-off if a listing fails.
+    pub(super) live: FileId,
+    pub(super) held_at: Duration,
     /// It rotated: compression follows.
     pub(super) rotated: bool,
     /// Retention follows: list the archives, then delete under the lock.
@@ -117,6 +121,8 @@ struct Hold<'a> {
     /// would be worse than an oversized file, and trying again for each would hold the
     /// lock for as many failures.
     rotation_failed: bool,
+    /// A rotation was tried in this hold and failed: the back-off starts.
+    failed_now: bool,
     may_rotate: bool,
     rotated: bool,
     /// Retention to do after the hold, when it rotated.
@@ -160,21 +166,44 @@ impl Inner {
         if check_paths {
             *last_path_check = Some(now);
         }
+        // Read again: `now` was read before the wait for the flock, which may be long.
+        let (live, held_at) = (handle.id(), crate::platform::coarse_now());
+        let start = Start {
+            rotation_failed: start.rotation_failed || self.backoff().holds_off(live, held_at),
+            ..start
+        };
         let mut hold = Hold::begin(self, state_dir, page, handle, outcome, start)?;
         let written = hold.write(events)?;
         let (rotated, sweep, list_first) = (hold.rotated, hold.sweep, hold.list_first);
         let rotation_failed = hold.rotation_failed;
+        if hold.failed_now {
+            self.backoff().failed(live, held_at);
+        } else if rotated {
+            self.backoff().succeeded();
+        }
         Ok(Held {
             written,
             others_waiting: written < events.ends.len() && page.has_waiters(),
             rotation_failed,
             after: (rotated || list_first).then(|| After {
                 dir: Arc::clone(state_dir),
+                live,
+                held_at,
                 rotated,
                 sweep,
                 list_first,
             }),
         })
+    }
+}
+
+impl Inner {
+    /// This process's back-off for a failing rotation; a poisoned lock is taken as it is
+    /// (its state is two plain values, always whole).
+    pub(super) fn backoff(&self) -> MutexGuard<'_, RotationBackoff> {
+        self.rotation_backoff
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -209,6 +238,7 @@ impl<'a> Hold<'a> {
             append_anyway: start.force_first,
             rotation_failed: start.rotation_failed,
             may_rotate: !start.rotation_failed,
+            failed_now: false,
             rotated: false,
             sweep: None,
             listed: start.listed,
@@ -302,6 +332,7 @@ impl<'a> Hold<'a> {
             Rotation::Failed => {
                 self.may_rotate = false;
                 self.rotation_failed = true;
+                self.failed_now = true;
             }
             // Something else now sits at the path: decide again for it, but not forever if
             // it keeps changing.

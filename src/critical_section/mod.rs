@@ -2,6 +2,7 @@
 //! inter-process lock, find the live file and its length, rotate if the events do not
 //! fit, append, and report what happened once both locks are released.
 //!
+//! - [`backoff`]: after a failed rotation, how long to append before trying again.
 //! - [`entering`]: this process's mutex, then the flock, waited for outside the mutex;
 //!   a replaced lock file is followed.
 //! - [`hold`]: one hold of both locks, as steps: turns, options, the live file, its
@@ -30,9 +31,11 @@ use crate::report::{IfFailed, Reporter};
 use crate::rotation::{self, Limits, LogName, Policy, Rotated};
 use crate::settings::Settings;
 use crate::stats::Counters;
+use backoff::RotationBackoff;
 use hold::{Events, Held, Start, Turns};
 use outcome::Outcome;
 
+mod backoff;
 mod entering;
 mod hold;
 mod live_period;
@@ -63,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) lock_inherited: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) reporter: Reporter,
+    /// Taken alone, briefly, never while waiting for anything.
+    pub(crate) rotation_backoff: Mutex<RotationBackoff>,
 }
 
 pub(crate) struct State {

@@ -34,6 +34,7 @@ impl Inner {
                     outcome.rotation_errors += 1;
                     outcome.last_rotation_error = Some(rotation::explain(log, error));
                     *rotation_failed = true;
+                    self.backoff().failed(after.live, after.held_at);
                     None
                 }
             }

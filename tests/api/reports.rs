@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::common;
+use crate::common::backoff;
 use crate::common::children::{REPORT_PREFIX, start_entry_env};
 use crate::common::log_files::hold_lock;
 use tracing_shared_file::SharedFile;
@@ -37,8 +38,12 @@ fn reporter_entry() {
             assert!((&log).write_all(b"times out\n").is_err());
         }
         drop(holder);
-        // Each does not fit, so each tries to rotate, fails, and is appended anyway.
-        for _ in 0..rotations {
+        // Each does not fit, so each tries to rotate (the second after the back-off of
+        // the first failure), fails, and is appended anyway.
+        for at in 0..rotations {
+            if at > 0 {
+                std::thread::sleep(backoff::wait_after(at as u64) + backoff::SLACK);
+            }
             (&log).write_all(&[b'r'; 60]).unwrap();
         }
     };

@@ -4,6 +4,7 @@
 //! says which part is for what.
 #![allow(dead_code, unused_imports, unused_macros)]
 
+pub mod backoff;
 pub mod children;
 pub mod fleet;
 pub mod forked;

@@ -160,3 +160,45 @@ fn fifty_short_jobs_report_their_disagreement_once() {
     }
     verifier.verify().assert_ok();
 }
+
+/// Clocks 40 minutes behind and ahead of a third, all stamping archives by size, all
+/// with `max_files(4)`: never more than 4 archives are left, and no line is in two files.
+#[test]
+fn clocks_forty_minutes_apart_keep_max_files_archives_at_most() {
+    if !faketime_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let job = |process, clock| Job {
+        lines: 400,
+        gap_ms: 0,
+        max_bytes: 2048,
+        max_files: 4,
+        period: 0,
+        clock,
+        ..Job::new(process)
+    };
+    let jobs = [
+        job(1, Clock::Real),
+        job(2, Clock::Offset("-40m")),
+        job(3, Clock::Offset("+40m")),
+    ];
+    let (rotations, reports) = run_together(&log, &jobs);
+    assert!(
+        rotations > 4,
+        "too few rotations to test retention: {rotations}"
+    );
+    let (files, archives) = files_of(&log);
+    assert!(archives.len() <= 4, "more than max_files: {archives:?}");
+    // Stamps under an hour apart are trusted, so which archives are the oldest is the
+    // clocks' view (docs/rotation.md): each line is whole and once, but a writer's
+    // surviving lines need not be its newest.
+    for (process, mut seqs) in lines_by_writer(&files) {
+        let count = seqs.len();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), count, "writer {process} has a line twice");
+    }
+    assert_eq!(reports, Vec::<String>::new());
+}

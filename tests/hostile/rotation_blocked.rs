@@ -1,7 +1,8 @@
 //! A rotated name (`<log>.N`) occupied by a directory, from the start or made mid-run:
 //! rotation fails without moving or deleting anything, every failure is counted and one is
 //! reported on stderr (a line starting with `tracing-shared-file:`), the events go on to
-//! the live file, and rotation resumes as soon as the directory is removed.
+//! the live file, a failed rotation is tried again only after the back-off (100 ms,
+//! doubling, at most 5 s), and rotation resumes once the directory is removed.
 //!
 //! Each scenario runs in a child process of this test binary, only so that its stderr can
 //! be read: `rotation_blocked_entry` becomes the child when it finds its environment
@@ -13,8 +14,9 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use common::backoff;
 use common::children::{CHILD_DEADLINE, start_entry};
 use common::log_files::archive;
 use common::verifier::{Expect, Verifier};
@@ -77,10 +79,18 @@ fn rotation_blocked_entry() {
         .collect();
     let rotations_before = log.stats().rotations;
 
-    let failed_rotations = (0..40).filter(|_| write()).count() as u64;
+    // Events that do not fit, written at once: the first tries to rotate and fails;
+    // the rest go to the live file, with a try again only as the back-off allows.
+    let started = Instant::now();
+    let needing_rotation = (0..40).filter(|_| write()).count() as u64;
+    let elapsed = started.elapsed();
     let stats = log.stats();
-    assert!(failed_rotations >= 30, "{failed_rotations}");
-    assert_eq!(stats.rotation_errors, failed_rotations, "{stats:?}");
+    assert!(needing_rotation >= 30, "{needing_rotation}");
+    assert!(
+        (1..=backoff::most_tries_within(elapsed)).contains(&stats.rotation_errors),
+        "{} tries in {elapsed:?}",
+        stats.rotation_errors
+    );
     assert_eq!(stats.rotations, rotations_before, "{stats:?}");
     assert_eq!(stats.write_errors, 0, "{stats:?}");
     assert_eq!(stats.events_written, next_seq.get(), "{stats:?}");
@@ -89,20 +99,54 @@ fn rotation_blocked_entry() {
         live_len > 30 * BLOCKED_MAX_BYTES / 10,
         "the events went to the live file: {live_len} bytes"
     );
+    let failures = tries_are_spaced_by_the_backoff(&log, &write);
     assert_nothing_moved_or_deleted(&path, blocked_index, blocker_ino, &archives_before);
 
-    // The operator removes the directory: rotation resumes at once.
+    // The operator removes the directory: rotation resumes once the back-off is over.
     fs::remove_dir_all(&blocker).unwrap();
+    let deadline = Instant::now() + backoff::LONGEST + CHILD_DEADLINE / 4;
+    while log.stats().rotations == rotations_before {
+        assert!(Instant::now() < deadline, "rotation did not resume");
+        write();
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for _ in 0..60 {
         write();
     }
     let stats = log.stats();
-    assert_eq!(stats.rotation_errors, failed_rotations, "{stats:?}");
+    assert_eq!(stats.rotation_errors, failures, "{stats:?}");
     assert!(stats.rotations >= rotations_before + 5, "{stats:?}");
     assert_eq!(stats.write_errors, 0, "{stats:?}");
 
     verify_every_line(&path, writer, next_seq.get(), blocked_index);
-    println!("\nBLOCKED OK failed_rotations={failed_rotations}");
+    println!("\nBLOCKED OK failed_rotations={failures}");
+}
+
+/// Writes an event every 10 ms while rotation stays blocked until two more tries have
+/// failed: the second comes no sooner than the back-off after the first allows.
+/// Returns the failures counted.
+fn tries_are_spaced_by_the_backoff(log: &SharedFile, write: &dyn Fn() -> bool) -> u64 {
+    let first = log.stats().rotation_errors;
+    // For each write during which a try failed: when it began and ended, and the count.
+    let mut tries: Vec<(Instant, Instant, u64)> = Vec::new();
+    let deadline = Instant::now() + 2 * backoff::LONGEST + CHILD_DEADLINE / 4;
+    while tries.len() < 2 {
+        assert!(Instant::now() < deadline, "no try again: {tries:?}");
+        let began = Instant::now();
+        write();
+        let errors = log.stats().rotation_errors;
+        if errors > first + tries.len() as u64 {
+            assert_eq!(errors, first + tries.len() as u64 + 1, "one try per write");
+            tries.push((began, Instant::now(), errors));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The two tries were at most this far apart; the back-off says at least `wait`.
+    let (earlier, later) = (tries[0], tries[1]);
+    let at_most = later.1.duration_since(earlier.0);
+    let wait = backoff::wait_after(earlier.2);
+    assert!(at_most + backoff::SLACK >= wait, "{at_most:?} < {wait:?}");
+    later.2
 }
 
 /// The directory in the way keeps its inode and content, the archives below it keep

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::common::{self, entry};
+use common::backoff;
 use common::children::{CHILD_DEADLINE, Finished, spawn_entry};
 use common::verifier::{Expect, Verifier};
 use common::workload::{WriterId, fmt_line};
@@ -100,6 +101,8 @@ fn exhausted_writer_entry() {
     drop(taken);
     assert_eq!(exhausted.rotations, rotations_before, "{exhausted:?}");
     assert!(exhausted.rotation_errors >= 1, "{exhausted:?}");
+    // Rotation resumes once the back-off after the last failure is over.
+    std::thread::sleep(backoff::wait_after(exhausted.rotation_errors) + backoff::SLACK);
     write_phase(2);
     drop(guard);
     let stats = log.stats();
