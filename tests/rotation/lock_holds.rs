@@ -364,3 +364,31 @@ fn measure_longest_wait_behind_a_failing_rotation() {
         finished[1].stat("lock_wait_max_us"),
     );
 }
+
+#[test]
+#[ignore = "a measurement: run with --ignored --nocapture"]
+fn measure_sync_writes_behind_a_failing_rotation() {
+    let scratch = tempfile::tempdir().unwrap();
+    let logs = scratch.path().join("logs");
+    fs::create_dir(&logs).unwrap();
+    let path = blocked_rotation(&logs, 1_000);
+    let spec = |process| Spec {
+        timestamped: false,
+        process,
+        amount: 2_000,
+        for_ms: true,
+        non_blocking: false,
+        path: path.clone(),
+        max_files: 2_000,
+    };
+    let finished = run(scratch.path(), &[spec(0), spec(1)]);
+    for (process, child) in finished.iter().enumerate() {
+        println!(
+            "failing rotation, sync, 2 s: process {process} wrote {} lines, {} failed \
+             rotations, longest wait {} us",
+            child.stat("lines"),
+            child.stat("rotation_errors"),
+            child.stat("lock_wait_max_us"),
+        );
+    }
+}
