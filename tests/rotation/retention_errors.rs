@@ -54,33 +54,41 @@ fn archive_names(log: &Path) -> Vec<String> {
     stamped_archives(log).into_iter().map(|a| a.name).collect()
 }
 
-#[test]
-fn an_undeletable_archive_is_counted_retried_and_does_not_spare_newer_doomed_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let log_path = dir.path().join("app.log");
-    // Four archives from a minute ago, oldest first; the oldest cannot be deleted.
+/// Four archives from a minute ago, oldest first.
+fn plant_four_archives(dir: &Path) -> Vec<PathBuf> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let planted: Vec<PathBuf> = (0..4)
+    (0..4)
         .map(|i| {
-            let path = dir
-                .path()
-                .join(format!("app.log.{}", archive_stamp(now - 60 + i)));
+            let path = dir.join(format!("app.log.{}", archive_stamp(now - 60 + i)));
             fs::write(&path, fmt_line(W, 90 + i as u64)).unwrap();
             path
         })
-        .collect();
+        .collect()
+}
+
+/// The archives left are the stuck one and the newest, which holds record `seq`: the
+/// rotation stood and the newer doomed archives went.
+#[track_caller]
+fn assert_stuck_and_newest_left(log_path: &Path, stuck_name: &str, seq: u64) {
+    let left = archive_names(log_path);
+    assert_eq!(left.len(), 2, "the stuck archive and the new one: {left:?}");
+    assert_eq!(left[0], stuck_name);
+    let newest = log_path.parent().unwrap().join(&left[1]);
+    assert_eq!(fs::read_to_string(newest).unwrap(), fmt_line(W, seq));
+}
+
+#[test]
+fn an_undeletable_archive_is_counted_retried_and_does_not_spare_newer_doomed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("app.log");
+    let planted = plant_four_archives(dir.path());
     let Some(stuck) = Immutable::set(&planted[0]) else {
         return;
     };
-    let stuck_name = planted[0]
-        .file_name()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_string();
+    let stuck_name = planted[0].file_name().unwrap().to_str().unwrap();
 
     let reports = Arc::new(Mutex::new(Vec::new()));
     let log = builder(&log_path)
@@ -100,26 +108,15 @@ fn an_undeletable_archive_is_counted_retried_and_does_not_spare_newer_doomed_one
         (1, 1),
         "{stats:?}"
     );
-    let first = archive_names(&log_path);
-    assert_eq!(
-        first.len(),
-        2,
-        "the stuck archive and the new one: {first:?}"
-    );
-    assert_eq!(first[0], stuck_name);
-    assert_eq!(
-        fs::read_to_string(dir.path().join(&first[1])).unwrap(),
-        fmt_line(W, 0),
-        "the rotation stands"
-    );
+    assert_stuck_and_newest_left(&log_path, stuck_name, 0);
     {
         let reports = reports.lock().unwrap();
-        assert_eq!(reports.len(), 1, "{reports:?}");
+        let expected = format!(
+            "cannot delete or compress the old archives of log file `{}`",
+            log_path.display()
+        );
         assert!(
-            reports[0].starts_with(&format!(
-                "cannot delete or compress the old archives of log file `{}`",
-                log_path.display()
-            )),
+            reports.len() == 1 && reports[0].starts_with(&expected),
             "{reports:?}"
         );
     }
@@ -132,13 +129,7 @@ fn an_undeletable_archive_is_counted_retried_and_does_not_spare_newer_doomed_one
         (2, 2),
         "{stats:?}"
     );
-    let second = archive_names(&log_path);
-    assert_eq!(second.len(), 2, "{second:?}");
-    assert_eq!(second[0], stuck_name);
-    assert_eq!(
-        fs::read_to_string(dir.path().join(&second[1])).unwrap(),
-        fmt_line(W, 1)
-    );
+    assert_stuck_and_newest_left(&log_path, stuck_name, 1);
     assert_eq!(reports.lock().unwrap().len(), 2);
     drop(log);
 
