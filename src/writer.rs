@@ -96,11 +96,11 @@ impl SharedFile {
                 lock: Arc::new(parts.lock),
                 handle: parts.handle,
                 last_path_check: None,
+                backoff: Default::default(),
             }),
             lock_inherited: AtomicBool::new(false),
             counters: Counters::default(),
             reporter: Reporter::new(parts.on_error),
-            rotation_backoff: Mutex::default(),
         });
         SharedFile { inner }
     }

@@ -5,13 +5,17 @@
 //! not write, no descriptor left) usually fails again at once, and every try holds the
 //! lock for its system calls while others wait. So a process tries again no sooner than
 //! [`FIRST`] after a failure, then twice as long after each further failure, up to
-//! [`LONGEST`]. The back-off is for one live file: once the live file is another (some
-//! process rotated it, or it was replaced), or a rotation succeeds, it is over.
+//! [`LONGEST`]. The back-off is for one live file in one period: once the live file is
+//! another (some process rotated it, or it was replaced), the clock is in another period
+//! than at the failure (a time rotation is due again), this is a forked child, or a
+//! rotation succeeds, it is over.
 //!
 //! Invariants: the back-off only ever delays a rotation, by at most [`LONGEST`] after the
-//! last failure; it never drops an event (held-off events are appended); it is this
-//! process's own, on its monotonic clock, so a process with a clock far off cannot hold
-//! others back.
+//! last failure, and never past the next period boundary; it never drops an event
+//! (held-off events are appended); it is this process's own, on its monotonic clock, so a
+//! process with a clock far off cannot hold others back. It lives in the `SharedFile`'s
+//! state, under the mutex the fork handlers take, so that a fork never copies it half
+//! written or locked.
 
 use std::time::Duration;
 
@@ -28,35 +32,55 @@ pub(crate) struct RotationBackoff {
     failing: Option<Failing>,
 }
 
+/// What a rotation is tried for: the live file, the clock, the period, the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Attempt {
+    pub(crate) live: FileId,
+    /// On [`crate::platform::coarse_now`]'s clock.
+    pub(crate) at: Duration,
+    /// The start of the period the clock is in, when rotating by time.
+    pub(crate) period: Option<i64>,
+    pub(crate) fork_generation: u64,
+}
+
 struct Failing {
-    /// The live file that could not be rotated.
-    live: FileId,
+    /// The attempt that failed last.
+    attempt: Attempt,
     /// How long the current wait is.
     wait: Duration,
-    /// When (on [`crate::platform::coarse_now`]'s clock) to try again.
-    retry_at: Duration,
 }
 
 impl RotationBackoff {
-    /// Whether a rotation of `live` is held off at `now`.
-    pub(crate) fn holds_off(&self, live: FileId, now: Duration) -> bool {
-        self.failing
-            .as_ref()
-            .is_some_and(|f| f.live == live && now < f.retry_at)
+    /// Whether the last rotation tried failed.
+    pub(crate) fn is_failing(&self) -> bool {
+        self.failing.is_some()
     }
 
-    /// A rotation of `live` failed at `now`: the next try waits twice as long as the
-    /// last, or [`FIRST`] for a first failure of this file.
-    pub(crate) fn failed(&mut self, live: FileId, now: Duration) {
+    /// Whether the rotation is held off for `attempt`.
+    pub(crate) fn holds_off(&self, attempt: &Attempt) -> bool {
+        self.failing.as_ref().is_some_and(|f| {
+            let last = &f.attempt;
+            last.live == attempt.live
+                && last.period == attempt.period
+                && last.fork_generation == attempt.fork_generation
+                && attempt.at < last.at + f.wait
+        })
+    }
+
+    /// `attempt` failed: the next try waits twice as long as the last, or [`FIRST`]
+    /// after a first failure of this file in this period.
+    pub(crate) fn failed(&mut self, attempt: Attempt) {
         let wait = match &self.failing {
-            Some(f) if f.live == live => (f.wait * 2).min(LONGEST),
+            Some(f)
+                if f.attempt.live == attempt.live
+                    && f.attempt.period == attempt.period
+                    && f.attempt.fork_generation == attempt.fork_generation =>
+            {
+                (f.wait * 2).min(LONGEST)
+            }
             _ => FIRST,
         };
-        self.failing = Some(Failing {
-            live,
-            wait,
-            retry_at: now + wait,
-        });
+        self.failing = Some(Failing { attempt, wait });
     }
 
     /// A rotation succeeded: the next failure starts over at [`FIRST`].
@@ -72,20 +96,25 @@ mod tests {
     const A: FileId = FileId { dev: 1, ino: 2 };
     const B: FileId = FileId { dev: 1, ino: 3 };
 
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
+    fn at(live: FileId, ms: u64) -> Attempt {
+        Attempt {
+            live,
+            at: Duration::from_millis(ms),
+            period: None,
+            fork_generation: 0,
+        }
     }
 
     #[test]
     fn a_failure_holds_off_the_same_file_for_the_first_wait_only() {
         let mut backoff = RotationBackoff::default();
-        assert!(!backoff.holds_off(A, ms(0)));
-        backoff.failed(A, ms(1000));
-        assert!(backoff.holds_off(A, ms(1000)));
-        assert!(backoff.holds_off(A, ms(1099)));
-        assert!(!backoff.holds_off(A, ms(1100)));
+        assert!(!backoff.holds_off(&at(A, 0)));
+        backoff.failed(at(A, 1000));
+        assert!(backoff.holds_off(&at(A, 1000)));
+        assert!(backoff.holds_off(&at(A, 1099)));
+        assert!(!backoff.holds_off(&at(A, 1100)));
         assert!(
-            !backoff.holds_off(B, ms(1001)),
+            !backoff.holds_off(&at(B, 1001)),
             "another live file is tried"
         );
     }
@@ -93,13 +122,14 @@ mod tests {
     #[test]
     fn the_wait_doubles_with_each_failure_up_to_the_longest() {
         let mut backoff = RotationBackoff::default();
-        let mut now = ms(0);
+        let mut now = 0;
         let mut waits = Vec::new();
         for _ in 0..10 {
-            backoff.failed(A, now);
-            let retry_at = backoff.failing.as_ref().unwrap().retry_at;
-            waits.push((retry_at - now).as_millis());
-            now = retry_at;
+            backoff.failed(at(A, now));
+            let wait = backoff.failing.as_ref().unwrap().wait.as_millis() as u64;
+            assert!(backoff.holds_off(&at(A, now + wait - 1)));
+            waits.push(wait);
+            now += wait;
         }
         assert_eq!(
             waits,
@@ -110,17 +140,39 @@ mod tests {
     #[test]
     fn a_success_or_another_file_starts_over() {
         let mut backoff = RotationBackoff::default();
-        backoff.failed(A, ms(0));
-        backoff.failed(A, ms(100));
+        backoff.failed(at(A, 0));
+        backoff.failed(at(A, 100));
         backoff.succeeded();
-        assert!(!backoff.holds_off(A, ms(101)));
-        backoff.failed(A, ms(200));
-        assert!(!backoff.holds_off(A, ms(300)), "back to the first wait");
-        backoff.failed(A, ms(300));
-        backoff.failed(B, ms(301));
+        assert!(!backoff.holds_off(&at(A, 101)));
+        backoff.failed(at(A, 200));
+        assert!(!backoff.holds_off(&at(A, 300)), "back to the first wait");
+        backoff.failed(at(A, 300));
+        backoff.failed(at(B, 301));
         assert!(
-            !backoff.holds_off(B, ms(401)),
+            !backoff.holds_off(&at(B, 401)),
             "another file: the first wait"
+        );
+    }
+
+    #[test]
+    fn another_period_or_a_forked_child_is_not_held_off() {
+        let mut backoff = RotationBackoff::default();
+        let in_period = |period, ms| Attempt {
+            period: Some(period),
+            ..at(A, ms)
+        };
+        backoff.failed(in_period(60, 0));
+        assert!(backoff.holds_off(&in_period(60, 50)));
+        assert!(!backoff.holds_off(&in_period(120, 50)), "a new period");
+        let child = Attempt {
+            fork_generation: 1,
+            ..in_period(60, 50)
+        };
+        assert!(!backoff.holds_off(&child), "a forked child");
+        backoff.failed(in_period(120, 50));
+        assert!(
+            !backoff.holds_off(&in_period(120, 150)),
+            "the first wait again"
         );
     }
 }

@@ -7,15 +7,15 @@
 //! processes get their turn between rotations.
 
 use std::io;
-use std::sync::{Arc, MutexGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
+use super::backoff::{Attempt, RotationBackoff};
 use super::entering::Entered;
 use super::live_period::{self, Clock, LivePeriod};
-use super::{Inner, Outcome, Rotation, RotationBackoff, State};
+use super::{Inner, Outcome, Rotation, State};
 use crate::handle::LogHandle;
 use crate::lock::{LockGuard, Page, WriteIntent};
-use crate::platform::{Dir, FileId};
+use crate::platform::{self, Dir};
 use crate::rotation::{self, Listing, Sweep};
 
 /// How many times one hold of the lock follows a path that changes under it before it
@@ -83,9 +83,8 @@ pub(super) struct Held {
 /// What follows a hold, off the lock, in the directory it held.
 pub(super) struct After {
     pub(super) dir: Arc<Dir>,
-    /// The live file as the hold began, and when: for the back-off if a listing fails.
-    pub(super) live: FileId,
-    pub(super) held_at: Duration,
+    /// What the rotation was tried for: for the back-off, should the listing fail.
+    pub(super) attempt: Attempt,
     /// It rotated: compression follows.
     pub(super) rotated: bool,
     /// Retention follows: list the archives, then delete under the lock.
@@ -121,8 +120,8 @@ struct Hold<'a> {
     /// would be worse than an oversized file, and trying again for each would hold the
     /// lock for as many failures.
     rotation_failed: bool,
-    /// A rotation was tried in this hold and failed: the back-off starts.
-    failed_now: bool,
+    /// This process's back-off for a failing rotation.
+    backoff: &'a mut RotationBackoff,
     may_rotate: bool,
     rotated: bool,
     /// Retention to do after the hold, when it rotated.
@@ -154,6 +153,7 @@ impl Inner {
             lock,
             handle,
             last_path_check,
+            backoff,
         } = &mut *state;
         let state_dir = dir.dir();
         let guard = LockGuard::held(lock);
@@ -166,44 +166,23 @@ impl Inner {
         if check_paths {
             *last_path_check = Some(now);
         }
-        // Read again: `now` was read before the wait for the flock, which may be long.
-        let (live, held_at) = (handle.id(), crate::platform::coarse_now());
-        let start = Start {
-            rotation_failed: start.rotation_failed || self.backoff().holds_off(live, held_at),
-            ..start
-        };
-        let mut hold = Hold::begin(self, state_dir, page, handle, outcome, start)?;
+        let mut hold = Hold::begin(self, state_dir, page, handle, outcome, start, backoff)?;
         let written = hold.write(events)?;
         let (rotated, sweep, list_first) = (hold.rotated, hold.sweep, hold.list_first);
         let rotation_failed = hold.rotation_failed;
-        if hold.failed_now {
-            self.backoff().failed(live, held_at);
-        } else if rotated {
-            self.backoff().succeeded();
-        }
+        let attempt = hold.attempt();
         Ok(Held {
             written,
             others_waiting: written < events.ends.len() && page.has_waiters(),
             rotation_failed,
             after: (rotated || list_first).then(|| After {
                 dir: Arc::clone(state_dir),
-                live,
-                held_at,
+                attempt,
                 rotated,
                 sweep,
                 list_first,
             }),
         })
-    }
-}
-
-impl Inner {
-    /// This process's back-off for a failing rotation; a poisoned lock is taken as it is
-    /// (its state is two plain values, always whole).
-    pub(super) fn backoff(&self) -> MutexGuard<'_, RotationBackoff> {
-        self.rotation_backoff
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -216,6 +195,7 @@ impl<'a> Hold<'a> {
         handle: &'a mut LogHandle,
         outcome: &'a mut Outcome,
         start: Start<'a>,
+        backoff: &'a mut RotationBackoff,
     ) -> io::Result<Self> {
         // From the kernel, every time: another program may have appended under the lock,
         // or cut the file (copytruncate), and a repair must know where an append began.
@@ -226,7 +206,7 @@ impl<'a> Hold<'a> {
             Some(clock) => Some(live_period::recorded_or_dated(page, handle, clock, len)?),
             None => None,
         };
-        Ok(Hold {
+        let mut hold = Hold {
             inner,
             dir,
             page,
@@ -237,14 +217,31 @@ impl<'a> Hold<'a> {
             period,
             append_anyway: start.force_first,
             rotation_failed: start.rotation_failed,
+            backoff,
             may_rotate: !start.rotation_failed,
-            failed_now: false,
             rotated: false,
             sweep: None,
             listed: start.listed,
             list_first: false,
             reopens: 0,
-        })
+        };
+        // A rotation that failed lately is not tried again yet: everything is appended.
+        // (Asked only after a failure: the period's bounds cost a time-zone lookup.)
+        if hold.backoff.is_failing() && hold.backoff.holds_off(&hold.attempt()) {
+            hold.rotation_failed = true;
+            hold.may_rotate = false;
+        }
+        Ok(hold)
+    }
+
+    /// What a rotation now would be tried for, for the back-off.
+    fn attempt(&self) -> Attempt {
+        Attempt {
+            live: self.handle.id(),
+            at: platform::coarse_now(),
+            period: (self.clock.as_ref()).map(|c| c.schedule.bounds(c.now).0),
+            fork_generation: platform::fork_generation(),
+        }
     }
 
     /// Appends what fits and rotates at most once; how many events it wrote.
@@ -322,6 +319,7 @@ impl<'a> Hold<'a> {
                 return Ok(());
             }
             Rotation::Done(sweep) => {
+                self.backoff.succeeded();
                 self.may_rotate = false;
                 self.rotated = true;
                 self.sweep = sweep;
@@ -332,7 +330,7 @@ impl<'a> Hold<'a> {
             Rotation::Failed => {
                 self.may_rotate = false;
                 self.rotation_failed = true;
-                self.failed_now = true;
+                self.backoff.failed(self.attempt());
             }
             // Something else now sits at the path: decide again for it, but not forever if
             // it keeps changing.

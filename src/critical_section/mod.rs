@@ -31,7 +31,7 @@ use crate::report::{IfFailed, Reporter};
 use crate::rotation::{self, Limits, LogName, Policy, Rotated};
 use crate::settings::Settings;
 use crate::stats::Counters;
-use backoff::RotationBackoff;
+pub(crate) use backoff::RotationBackoff;
 use hold::{Events, Held, Start, Turns};
 use outcome::Outcome;
 
@@ -66,8 +66,6 @@ pub(crate) struct Inner {
     pub(crate) lock_inherited: AtomicBool,
     pub(crate) counters: Counters,
     pub(crate) reporter: Reporter,
-    /// Taken alone, briefly, never while waiting for anything.
-    pub(crate) rotation_backoff: Mutex<RotationBackoff>,
 }
 
 pub(crate) struct State {
@@ -78,6 +76,8 @@ pub(crate) struct State {
     /// When (on the coarse monotonic clock) the paths were last compared with the open
     /// files by `stat`; `None` forces the next writer to check.
     pub(crate) last_path_check: Option<Duration>,
+    /// After a failed rotation, when to try again.
+    pub(crate) backoff: RotationBackoff,
 }
 
 /// How many holds in a row may end without writing before the next one appends its first

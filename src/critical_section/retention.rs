@@ -4,7 +4,7 @@
 //! Invariant: the log directory is never listed while the lock is held. A listing takes
 //! as long as the directory is large, and the directory may hold anybody's files.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use super::hold::After;
 use super::{Inner, Outcome};
@@ -34,7 +34,10 @@ impl Inner {
                     outcome.rotation_errors += 1;
                     outcome.last_rotation_error = Some(rotation::explain(log, error));
                     *rotation_failed = true;
-                    self.backoff().failed(after.live, after.held_at);
+                    // The back-off lives under this process's mutex, which the fork
+                    // handlers take: never a lock of its own a fork could copy held.
+                    let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    state.backoff.failed(after.attempt);
                     None
                 }
             }
