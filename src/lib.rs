@@ -169,6 +169,7 @@ mod builder;
 mod critical_section;
 mod error;
 mod event_writer;
+#[cfg(unix)]
 mod fork;
 mod handle;
 mod layer;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
-use crate::fork;
+#[cfg(unix)]
+use crate::fork::registering;
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, NotOurLockFile};
 use crate::log_dir::LogDir;
@@ -282,6 +283,9 @@ impl Builder {
         {
             return Err(Error::config(ErrorKind::InvalidFileMode, &path));
         }
+        if cfg!(windows) && settings.file_mode.is_some() {
+            return Err(Error::config(ErrorKind::FileModeUnsupported, &path));
+        }
         if settings
             .rotate_every
             .is_some_and(|period| period.seconds().is_none())
@@ -324,7 +328,7 @@ impl Builder {
         let lock_name = LockFile::name_for(&name);
         // A fork while the lock file's descriptions are open but not yet known to the fork
         // handlers would give the child its parent's lock: forks wait for this part.
-        fork::registering(|| {
+        registering(|| {
             let lock = LockFile::open(dir.dir(), &lock_name, settings.file_mode).map_err(|e| {
                 let kind = if NotOurLockFile::is(&e) {
                     ErrorKind::ForeignLockFile
@@ -359,6 +363,12 @@ impl fmt::Debug for Builder {
             .field("zone", &self.zone)
             .finish()
     }
+}
+
+/// No fork on Windows: nothing for fork handlers to know of.
+#[cfg(windows)]
+fn registering<T, E>(open: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    open()
 }
 
 /// Refuses a log whose longest name (see [`names`]) the directory cannot take.
