@@ -17,15 +17,19 @@ mod common;
 mod by_time;
 #[cfg(feature = "compress")]
 mod compression;
-#[cfg(feature = "compress")]
+// Unix-only: a compressor caught with SIGSTOP.
+#[cfg(all(unix, feature = "compress"))]
 mod compression_races;
-#[cfg(feature = "compress")]
+// Unix-only: fork.
+#[cfg(all(unix, feature = "compress"))]
 mod compressor;
 mod decision;
 mod hostile_fleet;
 mod lock_holds;
 mod log_file_links;
 mod name_length;
+// Unix-only: RLIMIT_NOFILE.
+#[cfg(unix)]
 mod out_of_descriptors;
 mod peer_rotation;
 mod period_record;

@@ -76,6 +76,13 @@ impl Config {
     }
 }
 
+#[cfg(windows)]
+fn name_max(_dir: &Path) -> usize {
+    // NTFS's limit, in UTF-16 units; every name here is ASCII.
+    255
+}
+
+#[cfg(unix)]
 fn name_max(dir: &Path) -> usize {
     let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a NUL-terminated path.
