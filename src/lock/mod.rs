@@ -36,6 +36,8 @@ pub(crate) struct LockFile {
     // Declared before `file` so it is unmapped before the file closes.
     page: Page,
     file: File,
+    /// Whether `file` holds the lock, where the platform does not keep that itself.
+    held: platform::HandleLock,
     id: FileId,
     /// Where it is: for opening it again.
     dir: Arc<Dir>,
@@ -154,6 +156,7 @@ impl LockFile {
         let lock = LockFile {
             page,
             file,
+            held: platform::HandleLock::new(),
             id,
             dir: Arc::clone(dir),
             name: name.to_os_string(),
@@ -198,7 +201,7 @@ impl LockFile {
 
     /// Takes the lock if no one holds it; `false` if someone does.
     pub(crate) fn try_acquire(&self) -> io::Result<bool> {
-        platform::try_lock(&self.file)
+        self.held.try_lock(&self.file)
     }
 
     /// Waits until this open file description holds the lock, or until `deadline`.
@@ -221,7 +224,7 @@ impl LockFile {
 
     fn wait_uncounted(&self, deadline: Option<Instant>) -> io::Result<()> {
         let Some(deadline) = deadline else {
-            return platform::lock_exclusive(&self.file);
+            return self.held.lock(&self.file);
         };
         let mut pause = Duration::from_micros(20);
         loop {
@@ -240,7 +243,7 @@ impl LockFile {
     pub(crate) fn release(&self) {
         // An unlock can only fail on a bad descriptor, and closing the file would release
         // the lock anyway; nothing useful can be done with the error here.
-        let _ = platform::unlock(&self.file);
+        let _ = self.held.unlock(&self.file);
     }
 
     /// Whether its name in `dir` (the log directory as it is now) still names this lock

@@ -8,7 +8,7 @@ use std::io;
 use super::retry_interrupted;
 
 /// Waits until `file`'s open file description holds the lock.
-pub(crate) fn lock_exclusive(file: &File) -> io::Result<()> {
+fn lock_exclusive(file: &File) -> io::Result<()> {
     retry_interrupted(|| file.lock())
 }
 
@@ -22,6 +22,32 @@ pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
 }
 
 /// Lets go of the lock `file`'s description holds.
-pub(crate) fn unlock(file: &File) -> io::Result<()> {
+fn unlock(file: &File) -> io::Result<()> {
     retry_interrupted(|| file.unlock())
+}
+
+/// The lock as one open file description holds it. `flock` itself keeps the state: taking
+/// it again through the description that holds it succeeds at once.
+#[derive(Debug)]
+pub(crate) struct HandleLock(());
+
+impl HandleLock {
+    pub(crate) fn new() -> Self {
+        HandleLock(())
+    }
+
+    /// Waits until `file`'s description holds the lock.
+    pub(crate) fn lock(&self, file: &File) -> io::Result<()> {
+        lock_exclusive(file)
+    }
+
+    /// Takes the lock if nobody else holds it; `false` if someone does.
+    pub(crate) fn try_lock(&self, file: &File) -> io::Result<bool> {
+        try_lock(file)
+    }
+
+    /// Lets go of the lock if this description holds it.
+    pub(crate) fn unlock(&self, file: &File) -> io::Result<()> {
+        unlock(file)
+    }
 }

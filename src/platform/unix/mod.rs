@@ -14,7 +14,7 @@ pub(crate) use dir::Dir;
 #[cfg(test)]
 pub(crate) use interrupted::interruptions;
 pub(crate) use interrupted::{interruptible, set_errno};
-pub(crate) use lock::{lock_exclusive, try_lock, unlock};
+pub(crate) use lock::{HandleLock, try_lock};
 pub(crate) use std::fs::symlink_metadata;
 
 impl FileId {

@@ -13,6 +13,8 @@
 use std::fs::File;
 use std::io;
 use std::os::windows::io::AsRawHandle;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 
 use windows_sys::Win32::Foundation::ERROR_LOCK_VIOLATION;
 use windows_sys::Win32::Storage::FileSystem::{
@@ -44,7 +46,7 @@ fn lock(file: &File, flags: u32) -> io::Result<()> {
 }
 
 /// Waits until `file`'s handle holds the lock.
-pub(crate) fn lock_exclusive(file: &File) -> io::Result<()> {
+fn lock_exclusive(file: &File) -> io::Result<()> {
     lock(file, LOCKFILE_EXCLUSIVE_LOCK)
 }
 
@@ -58,7 +60,7 @@ pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
 }
 
 /// Lets go of the lock `file`'s handle holds.
-pub(crate) fn unlock(file: &File) -> io::Result<()> {
+fn unlock(file: &File) -> io::Result<()> {
     let mut overlapped = at_locked_byte();
     // SAFETY: as in `lock`.
     let unlocked = unsafe { UnlockFileEx(file.as_raw_handle(), 0, 1, 0, &mut overlapped) };
@@ -66,4 +68,50 @@ pub(crate) fn unlock(file: &File) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// The lock as one handle holds it, with `flock`'s rule for an open file description:
+/// taking it again through the handle that holds it succeeds at once. A Windows handle
+/// would wait for itself instead (byte locks do not nest), and the critical section takes
+/// the lock again after a thread of its process won it by waiting.
+#[derive(Debug)]
+pub(crate) struct HandleLock {
+    held: AtomicBool,
+}
+
+impl HandleLock {
+    pub(crate) fn new() -> Self {
+        HandleLock {
+            held: AtomicBool::new(false),
+        }
+    }
+
+    /// Waits until `file`'s handle holds the lock.
+    pub(crate) fn lock(&self, file: &File) -> io::Result<()> {
+        if !self.held.load(Acquire) {
+            lock_exclusive(file)?;
+            self.held.store(true, Release);
+        }
+        Ok(())
+    }
+
+    /// Takes the lock if nobody else holds it; `false` if someone does.
+    pub(crate) fn try_lock(&self, file: &File) -> io::Result<bool> {
+        if self.held.load(Acquire) {
+            return Ok(true);
+        }
+        let taken = try_lock(file)?;
+        if taken {
+            self.held.store(true, Release);
+        }
+        Ok(taken)
+    }
+
+    /// Lets go of the lock if this handle holds it.
+    pub(crate) fn unlock(&self, file: &File) -> io::Result<()> {
+        if self.held.swap(false, AcqRel) {
+            unlock(file)?;
+        }
+        Ok(())
+    }
 }

@@ -29,7 +29,7 @@ mod dir;
 mod lock;
 mod memory;
 pub(crate) use dir::Dir;
-pub(crate) use lock::{lock_exclusive, try_lock, unlock};
+pub(crate) use lock::{HandleLock, try_lock};
 
 impl FileId {
     pub(crate) fn of(metadata: &Metadata) -> Self {
