@@ -185,7 +185,9 @@ impl Builder {
     /// directory with the sticky bit (`/tmp`), only a file's owner may rename it, so only
     /// the process that created the live file could rotate it.
     ///
-    /// Must include read and write for the owner, and no bits beyond `0o777`.
+    /// Must include read and write for the owner, and no bits beyond `0o777`. Unix only:
+    /// on Windows, which has no permission bits, `build()` refuses it
+    /// ([`ErrorKind::FileModeUnsupported`]).
     ///
     /// # Examples
     ///
@@ -434,4 +436,25 @@ fn ends_with_separator(path: &Path) -> bool {
     bytes
         .last()
         .is_some_and(|&b| std::path::is_separator(b as char))
+}
+
+#[cfg(all(test, windows))]
+mod tests {
+    use crate::{ErrorKind, SharedFile};
+
+    /// Windows has no permission bits: `file_mode` is refused, naming the path and the fix.
+    #[test]
+    fn file_mode_is_refused_on_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let error = SharedFile::builder(&path)
+            .file_mode(0o660)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::FileModeUnsupported);
+        assert_eq!(error.path(), path);
+        let message = error.to_string();
+        assert!(message.contains("#[cfg(unix)]"), "{message}");
+        assert!(!path.exists(), "nothing is created");
+    }
 }
