@@ -191,7 +191,17 @@ fn recover_when_renamed_away(mode: WriteMode) {
         .map(|i| {
             wait_for_bytes(&run.log, 64 * 1024);
             let to = run.log.with_file_name(format!("moved-{i}.log"));
-            std::fs::rename(&run.log, &to).expect("rename the live file away");
+            // A rotation between its two renames leaves the name empty for a moment
+            // (long enough to be hit under Wine): try again then.
+            let mut attempts = 0;
+            while let Err(e) = std::fs::rename(&run.log, &to) {
+                attempts += 1;
+                assert!(
+                    e.kind() == std::io::ErrorKind::NotFound && attempts < 1000,
+                    "rename the live file away: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
             // Once every writer has moved on, the renamed file must stop growing.
             wait_for_bytes(&run.log, 64 * 1024);
             let settled = std::fs::metadata(&to).unwrap().len();

@@ -54,6 +54,8 @@ impl Config {
             .max_bytes(MAX_BYTES)
             .max_files(MAX_FILES);
         match self {
+            // Windows has no file modes (`build()` refuses them): numbered alone there.
+            Config::NumberedWithFileMode if cfg!(windows) => builder,
             Config::NumberedWithFileMode => builder.file_mode(0o640),
             Config::Timestamped => builder.naming(Naming::Timestamped),
             Config::Compressed => builder.naming(Naming::Timestamped).compress(true),
