@@ -14,7 +14,9 @@ pub(crate) use dir::Dir;
 #[cfg(test)]
 pub(crate) use interrupted::interruptions;
 pub(crate) use interrupted::{interruptible, set_errno};
-pub(crate) use lock::{HandleLock, try_lock};
+pub(crate) use lock::HandleLock;
+#[cfg(feature = "compress")]
+pub(crate) use lock::try_lock;
 pub(crate) use std::fs::symlink_metadata;
 
 impl FileId {

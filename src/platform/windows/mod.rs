@@ -29,7 +29,9 @@ mod dir;
 mod lock;
 mod memory;
 pub(crate) use dir::Dir;
-pub(crate) use lock::{HandleLock, try_lock};
+pub(crate) use lock::HandleLock;
+#[cfg(feature = "compress")]
+pub(crate) use lock::try_lock;
 
 impl FileId {
     pub(crate) fn of(metadata: &Metadata) -> Self {
