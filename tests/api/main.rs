@@ -20,6 +20,9 @@ mod config_fuzz;
 #[cfg(unix)]
 mod config_fuzz_cases;
 mod defaults;
+// Windows-only: a deleted file keeps its name while open.
+#[cfg(windows)]
+mod deleted_while_open;
 mod event_writer;
 mod flush;
 // Unix-only: inode numbers of the files a foreign appender sees.
