@@ -58,6 +58,10 @@ pub enum ErrorKind {
     ZeroMaxFiles,
     /// `file_mode` lacks read or write for the owner, or has bits beyond `0o777`.
     InvalidFileMode,
+    /// [`Builder::file_mode`](crate::Builder::file_mode) on Windows, which has no Unix
+    /// permission bits: who may use the files is up to the directory's access control
+    /// list there.
+    FileModeUnsupported,
     /// A custom [`Period::Every`](crate::Period::Every) that is not a whole number of
     /// seconds, at least one.
     InvalidPeriod,
@@ -187,6 +191,10 @@ impl fmt::Display for Error {
             ErrorKind::InvalidFileMode => write!(
                 f,
                 "log file `{path}`: file_mode must give the owner read and write, and no bits beyond 0o777"
+            ),
+            ErrorKind::FileModeUnsupported => write!(
+                f,
+                "log file `{path}`: file_mode sets Unix permission bits, which Windows does not have: leave it out there (under #[cfg(unix)]) and let the directory's access control list decide who may use the files"
             ),
             ErrorKind::InvalidPeriod => write!(
                 f,

@@ -3,7 +3,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 
 use crate::lock::WriteIntent;
 use crate::platform::{self, Access, Dir, FileId};
@@ -95,6 +95,7 @@ impl LogHandle {
     }
 
     /// The descriptor, for the fork handlers.
+    #[cfg(unix)]
     pub(crate) fn raw_fd(&self) -> platform::RawFd {
         platform::raw_fd(&self.file)
     }
@@ -136,8 +137,9 @@ impl LogHandle {
     ) -> Result<(), FailedAppend> {
         let mut written = 0;
         while written < chunk.len() {
-            let error = match platform::retry_interrupted(|| (&self.file).write(&chunk[written..]))
-            {
+            let error = match platform::retry_interrupted(|| {
+                platform::append(&self.file, &chunk[written..])
+            }) {
                 Ok(0) => io::ErrorKind::WriteZero.into(),
                 Ok(n) => {
                     written += n;
@@ -193,7 +195,7 @@ impl LogHandle {
         if platform::retry_interrupted(|| self.file.set_len(intent.len_before)).is_err() {
             // An append-only file cannot be cut: end the partial line instead, so it
             // stays one garbled line and the next event starts on a line of its own.
-            (&self.file).write_all(b"\n")?;
+            platform::append(&self.file, b"\n")?;
         }
         Ok(true)
     }

@@ -114,9 +114,10 @@
 //!
 //! # Limits
 //!
-//! - **Unix only.** Linux is tested. macOS and FreeBSD are type-checked, never run; see the
-//!   README's *Platform support and MSRV*. The crate does not compile on Windows;
-//!   `docs/platforms.md` says how a port would work.
+//! - **Platforms.** Linux is tested. Windows is tested under Wine 8, not on Windows, and
+//!   differs there (no fork handling, no `file_mode`, a deleted live file keeps its name
+//!   until its writers close it). macOS and FreeBSD are type-checked, never run; see the
+//!   README's *Platform support and MSRV* and `docs/platforms.md`.
 //! - **Network file systems are untested.** The lock is only as good as the file system's
 //!   `flock(2)`: Linux's NFS client, for one, turns it into a byte-range lock that the server
 //!   arbitrates, unless the file system is mounted with `local_lock=flock` or `nolock`, and
@@ -169,6 +170,7 @@ mod builder;
 mod critical_section;
 mod error;
 mod event_writer;
+#[cfg(unix)]
 mod fork;
 mod handle;
 mod layer;

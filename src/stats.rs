@@ -102,6 +102,7 @@ impl Counters {
     }
 
     /// Starts again from zero; async-signal-safe, for a forked child.
+    #[cfg(unix)]
     pub(crate) fn reset(&self) {
         for counter in [
             &self.events_written,

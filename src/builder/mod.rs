@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
-use crate::fork;
+#[cfg(unix)]
+use crate::fork::registering;
 use crate::handle::LogHandle;
 use crate::lock::{LockFile, NotOurLockFile};
 use crate::log_dir::LogDir;
@@ -184,7 +185,9 @@ impl Builder {
     /// directory with the sticky bit (`/tmp`), only a file's owner may rename it, so only
     /// the process that created the live file could rotate it.
     ///
-    /// Must include read and write for the owner, and no bits beyond `0o777`.
+    /// Must include read and write for the owner, and no bits beyond `0o777`. Unix only:
+    /// on Windows, which has no permission bits, `build()` refuses it
+    /// ([`ErrorKind::FileModeUnsupported`]).
     ///
     /// # Examples
     ///
@@ -282,6 +285,9 @@ impl Builder {
         {
             return Err(Error::config(ErrorKind::InvalidFileMode, &path));
         }
+        if cfg!(windows) && settings.file_mode.is_some() {
+            return Err(Error::config(ErrorKind::FileModeUnsupported, &path));
+        }
         if settings
             .rotate_every
             .is_some_and(|period| period.seconds().is_none())
@@ -324,7 +330,7 @@ impl Builder {
         let lock_name = LockFile::name_for(&name);
         // A fork while the lock file's descriptions are open but not yet known to the fork
         // handlers would give the child its parent's lock: forks wait for this part.
-        fork::registering(|| {
+        registering(|| {
             let lock = LockFile::open(dir.dir(), &lock_name, settings.file_mode).map_err(|e| {
                 let kind = if NotOurLockFile::is(&e) {
                     ErrorKind::ForeignLockFile
@@ -359,6 +365,12 @@ impl fmt::Debug for Builder {
             .field("zone", &self.zone)
             .finish()
     }
+}
+
+/// No fork on Windows: nothing for fork handlers to know of.
+#[cfg(windows)]
+fn registering<T, E>(open: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    open()
 }
 
 /// Refuses a log whose longest name (see [`names`]) the directory cannot take.
@@ -424,4 +436,25 @@ fn ends_with_separator(path: &Path) -> bool {
     bytes
         .last()
         .is_some_and(|&b| std::path::is_separator(b as char))
+}
+
+#[cfg(all(test, windows))]
+mod tests {
+    use crate::{ErrorKind, SharedFile};
+
+    /// Windows has no permission bits: `file_mode` is refused, naming the path and the fix.
+    #[test]
+    fn file_mode_is_refused_on_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        let error = SharedFile::builder(&path)
+            .file_mode(0o660)
+            .build()
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::FileModeUnsupported);
+        assert_eq!(error.path(), path);
+        let message = error.to_string();
+        assert!(message.contains("#[cfg(unix)]"), "{message}");
+        assert!(!path.exists(), "nothing is created");
+    }
 }

@@ -109,7 +109,9 @@ mod tests {
     use std::io::Write;
     use std::path::{Path, PathBuf};
 
-    use crate::platform::{interruptions, listings};
+    #[cfg(unix)]
+    use crate::platform::interruptions;
+    use crate::platform::listings;
     use crate::{Naming, SharedFile, Stats};
 
     const LINES: usize = 300;
@@ -199,7 +201,9 @@ mod tests {
     }
 
     /// Every other system call on this thread fails with EINTR (see [`interruptions`]):
-    /// a call that is not retried fails a rotation, an append or the retention.
+    /// a call that is not retried fails a rotation, an append or the retention. Unix-only:
+    /// Windows has no EINTR (and no `file_mode`).
+    #[cfg(unix)]
     #[test]
     fn every_call_interrupted_by_a_signal_is_retried() {
         for (naming, mode) in [

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::platform::{self, Access, Dir, FileId, RawFd, SharedPage};
+#[cfg(unix)]
+use crate::platform::RawFd;
+use crate::platform::{self, Access, Dir, FileId, SharedPage};
 
 pub(crate) use page::{MORE_OPTIONS, Page, RecordedOptions, RecordedPeriod, WriteIntent};
 
@@ -34,6 +36,8 @@ pub(crate) struct LockFile {
     // Declared before `file` so it is unmapped before the file closes.
     page: Page,
     file: File,
+    /// Whether `file` holds the lock, where the platform does not keep that itself.
+    held: platform::HandleLock,
     id: FileId,
     /// Where it is: for opening it again.
     dir: Arc<Dir>,
@@ -152,6 +156,7 @@ impl LockFile {
         let lock = LockFile {
             page,
             file,
+            held: platform::HandleLock::new(),
             id,
             dir: Arc::clone(dir),
             name: name.to_os_string(),
@@ -178,6 +183,7 @@ impl LockFile {
 
     /// A fresh read-only description of this lock file, as a raw descriptor closed on
     /// exec: for the fork prepare handler to give to the child.
+    #[cfg(unix)]
     pub(crate) fn fresh_description(&self) -> Option<RawFd> {
         self.open_again(false).ok().map(platform::into_raw_fd)
     }
@@ -188,17 +194,14 @@ impl LockFile {
 
     /// The descriptor, for the fork handlers to give a child its own open file
     /// description under the same number.
+    #[cfg(unix)]
     pub(crate) fn raw_fd(&self) -> RawFd {
         platform::raw_fd(&self.file)
     }
 
     /// Takes the lock if no one holds it; `false` if someone does.
     pub(crate) fn try_acquire(&self) -> io::Result<bool> {
-        platform::retry_interrupted(|| match self.file.try_lock() {
-            Ok(()) => Ok(true),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
-            Err(std::fs::TryLockError::Error(error)) => Err(error),
-        })
+        self.held.try_lock(&self.file)
     }
 
     /// Waits until this open file description holds the lock, or until `deadline`.
@@ -221,7 +224,7 @@ impl LockFile {
 
     fn wait_uncounted(&self, deadline: Option<Instant>) -> io::Result<()> {
         let Some(deadline) = deadline else {
-            return platform::retry_interrupted(|| self.file.lock());
+            return self.held.lock(&self.file);
         };
         let mut pause = Duration::from_micros(20);
         loop {
@@ -240,7 +243,7 @@ impl LockFile {
     pub(crate) fn release(&self) {
         // An unlock can only fail on a bad descriptor, and closing the file would release
         // the lock anyway; nothing useful can be done with the error here.
-        let _ = platform::retry_interrupted(|| self.file.unlock());
+        let _ = self.held.unlock(&self.file);
     }
 
     /// Whether its name in `dir` (the log directory as it is now) still names this lock

@@ -1,15 +1,27 @@
-//! Everything that differs between operating systems lives below this module.
-//!
-//! Only Unix is implemented today; a Windows port adds a sibling module with the same
-//! functions (file identity from `GetFileInformationByHandle`).
+//! Everything that differs between operating systems lives below this module: `unix/`
+//! and `windows/`, with the same functions and types. What only Unix has (fork, file
+//! modes) is used only under `cfg(unix)` above.
+
+mod common;
+#[cfg(test)]
+pub(crate) use common::listings;
+pub(crate) use common::{
+    Access, AnonymousMemory, FileId, Kind, LONGEST_TEMPORARY, SharedPage, TEMPORARY_PREFIX,
+    retry_interrupted,
+};
 
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::*;
 
-#[cfg(not(unix))]
-compile_error!("tracing-shared-file supports Unix only for now; Windows support is planned");
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+#[cfg(not(any(unix, windows)))]
+compile_error!("tracing-shared-file supports Unix and Windows");
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,6 +34,7 @@ pub(crate) fn fork_generation() -> u64 {
 }
 
 /// For the fork child handler: this is a new process, with a new id and generation.
+#[cfg(unix)]
 pub(crate) fn note_fork_in_child() {
     refresh_pid();
     FORK_GENERATION.fetch_add(1, Ordering::AcqRel);

@@ -86,21 +86,23 @@ fn read(path: &Path) -> String {
 fn with_no_options_a_moved_file_is_noticed_once_10_ms_have_passed() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("app.log");
-    let moved = dir.path().join("moved.log");
     let log = SharedFile::builder(&log_path).build().unwrap();
     // The path is looked up at most every 10 ms (by a clock of a few ms' resolution):
     // a write a millisecond after one that looked does not look, so its line follows the
     // open file; one 30 ms later does. A stalled machine may spread the first two writes
     // apart: then try again, a bounded number of times.
     for attempt in 0..50 {
+        // A name of its own per attempt (an attempt given up leaves its file).
+        let moved = dir.path().join(format!("moved-{attempt}.log"));
         // More than the interval since the last look: this write looks.
         std::thread::sleep(Duration::from_millis(30));
         let (looked, _) = timed_write(&log, "looked\n");
         fs::rename(&log_path, &moved).unwrap();
         let (_, followed) = timed_write(&log, "followed the open file\n");
         if followed.duration_since(looked) > Duration::from_millis(3) {
-            fs::remove_file(&moved).unwrap();
-            fs::remove_file(&log_path).ok();
+            // A file at the path now (a late second write looked) is moved aside, not
+            // removed: on Windows a removed file keeps its name while the writer holds it.
+            fs::rename(&log_path, dir.path().join(format!("aside-{attempt}.log"))).ok();
             continue;
         }
         std::thread::sleep(Duration::from_millis(30));

@@ -10,18 +10,33 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+// Unix-only: permission bits, uid and an unprivileged child.
+#[cfg(unix)]
 mod build_errors;
+// Unix-only: paths built from raw bytes, symbolic links.
+#[cfg(unix)]
 mod config_fuzz;
+// Unix-only: paths built from raw bytes, symbolic links.
+#[cfg(unix)]
 mod config_fuzz_cases;
 mod defaults;
+// Windows-only: a deleted file keeps its name while open.
+#[cfg(windows)]
+mod deleted_while_open;
 mod event_writer;
 mod flush;
+// Unix-only: inode numbers of the files a foreign appender sees.
+#[cfg(unix)]
 mod foreign_appender;
 mod line_format;
 mod mixed_options;
 mod multiprocess;
 mod reports;
+// Unix-only: log shippers (tail -F, rsyslog) stopped with SIGTERM.
+#[cfg(unix)]
 mod shipper_processes;
+// Unix-only: tail -F and rsyslog, started and stopped by shipper_processes.
+#[cfg(unix)]
 mod shippers;
 mod stats;
 mod write_fmt;

@@ -112,6 +112,13 @@ fn run_with_many_rotations(
     lines: u64,
     max_bytes: u64,
 ) {
+    // A tenth under Wine, where a contended lock is a server round trip
+    // (docs/performance.md): as many rotations, in CI's time.
+    let (lines, max_bytes) = if cfg!(windows) {
+        (lines / 10, max_bytes / 10)
+    } else {
+        (lines, max_bytes)
+    };
     let run = Run::new(processes, threads, lines, max_bytes).mode(mode);
     run.start().wait();
 
@@ -191,7 +198,17 @@ fn recover_when_renamed_away(mode: WriteMode) {
         .map(|i| {
             wait_for_bytes(&run.log, 64 * 1024);
             let to = run.log.with_file_name(format!("moved-{i}.log"));
-            std::fs::rename(&run.log, &to).expect("rename the live file away");
+            // A rotation between its two renames leaves the name empty for a moment
+            // (long enough to be hit under Wine): try again then.
+            let mut attempts = 0;
+            while let Err(e) = std::fs::rename(&run.log, &to) {
+                attempts += 1;
+                assert!(
+                    e.kind() == std::io::ErrorKind::NotFound && attempts < 1000,
+                    "rename the live file away: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
             // Once every writer has moved on, the renamed file must stop growing.
             wait_for_bytes(&run.log, 64 * 1024);
             let settled = std::fs::metadata(&to).unwrap().len();
@@ -221,16 +238,25 @@ fn recover_when_renamed_away(mode: WriteMode) {
     assert!(live.len() > 0, "writers wrote to the recreated file");
 }
 
+// Unix-only: on Windows a file deleted while open keeps its name until its last handle
+// closes, so the writers never see it go; they keep appending to it, and all of it goes
+// when they close it (Wine 8 shows this: docs/platforms.md).
+#[cfg(unix)]
 #[test]
 fn writers_recover_when_the_file_is_deleted() {
     recover_when_deleted(WriteMode::Tracing);
 }
 
+// Unix-only: on Windows a file deleted while open keeps its name until its last handle
+// closes, so the writers never see it go; they keep appending to it, and all of it goes
+// when they close it (Wine 8 shows this: docs/platforms.md).
+#[cfg(unix)]
 #[test]
 fn writers_recover_when_the_file_is_deleted_non_blocking() {
     recover_when_deleted(WriteMode::NonBlocking);
 }
 
+#[cfg(unix)]
 fn recover_when_deleted(mode: WriteMode) {
     // No rotation here, so the file deleted is the one opened just before.
     const MAX_BYTES: u64 = 1 << 40;

@@ -62,8 +62,18 @@ pub fn start_entry(
     spawn_entry(&exe, entry, out_dir, name, configure)
 }
 
+/// Whether `status` is that of a child ended by `Child::kill`: SIGKILL on Unix,
+/// `TerminateProcess` with exit code 1 on Windows (a test that fails exits with 101).
+pub fn was_killed(status: &ExitStatus) -> bool {
+    #[cfg(unix)]
+    return std::os::unix::process::ExitStatusExt::signal(status) == Some(libc::SIGKILL);
+    #[cfg(windows)]
+    return status.code() == Some(1);
+}
+
 /// Whether every thread of process `pid` is stopped (state `T` or `t` in /proc): a child
 /// sent `SIGSTOP` has really stopped once this is true.
+#[cfg(unix)]
 pub fn is_stopped(pid: libc::pid_t) -> bool {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return false;
@@ -202,6 +212,7 @@ impl RunningChild {
         self
     }
 
+    #[cfg(unix)]
     pub fn pid(&self) -> libc::pid_t {
         self.child.as_ref().expect("already waited for").id() as libc::pid_t
     }

@@ -191,6 +191,7 @@ impl Fleet {
     }
 
     /// The process ids of the workers not yet waited for.
+    #[cfg(unix)]
     pub fn pids(&self) -> Vec<libc::pid_t> {
         self.running
             .iter()

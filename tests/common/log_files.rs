@@ -54,10 +54,74 @@ pub fn parse_record(line: &str) -> Option<(WriterId, u64)> {
     (rest == record(writer, seq)).then_some((writer, seq))
 }
 
-/// Takes the flock of `log`'s lock file (`<log>.lock`, created if missing) through an
-/// open file description of the test's own, as another process would: a writer waits for
-/// it until the returned file is dropped or unlocked.
-pub fn hold_lock(log: &Path) -> fs::File {
+/// A lock on `log`'s lock file held through an open file (description) of the test's
+/// own, as another process would hold it: a writer waits for it until it is dropped or
+/// unlocked. Taken as the crate takes it: `flock` on Unix; on Windows `LockFileEx` on the
+/// byte the crate locks (2^62, see src/platform/windows/lock.rs), since std's
+/// `File::unlock` fails under Wine 8.
+pub struct HeldLock(fs::File);
+
+#[cfg(windows)]
+fn at_locked_byte() -> windows_sys::Win32::System::IO::OVERLAPPED {
+    // SAFETY: plain data; all zeroes is its initial state.
+    let mut overlapped: windows_sys::Win32::System::IO::OVERLAPPED = unsafe { std::mem::zeroed() };
+    overlapped.Anonymous.Anonymous.OffsetHigh = 1 << 30;
+    overlapped
+}
+
+impl HeldLock {
+    fn take(file: fs::File, wait: bool) -> Option<Self> {
+        #[cfg(unix)]
+        let taken = if wait {
+            file.lock().is_ok()
+        } else {
+            file.try_lock().is_ok()
+        };
+        #[cfg(windows)]
+        let taken = {
+            use std::os::windows::io::AsRawHandle;
+            use windows_sys::Win32::Storage::FileSystem::{
+                LOCKFILE_EXCLUSIVE_LOCK, LOCKFILE_FAIL_IMMEDIATELY, LockFileEx,
+            };
+            let flags = match wait {
+                true => LOCKFILE_EXCLUSIVE_LOCK,
+                false => LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
+            };
+            let mut overlapped = at_locked_byte();
+            // SAFETY: a handle we own, for synchronous I/O.
+            unsafe { LockFileEx(file.as_raw_handle(), flags, 0, 1, 0, &mut overlapped) != 0 }
+        };
+        taken.then_some(HeldLock(file))
+    }
+
+    /// Lets go of the lock.
+    pub fn unlock(&self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        return self.0.unlock();
+        #[cfg(windows)]
+        {
+            use std::os::windows::io::AsRawHandle;
+            let mut overlapped = at_locked_byte();
+            // SAFETY: as in `take`.
+            let unlocked = unsafe {
+                windows_sys::Win32::Storage::FileSystem::UnlockFileEx(
+                    self.0.as_raw_handle(),
+                    0,
+                    1,
+                    0,
+                    &mut overlapped,
+                )
+            };
+            match unlocked {
+                0 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// Takes the lock of `log`'s lock file (`<log>.lock`, created if missing), waiting for it.
+pub fn hold_lock(log: &Path) -> HeldLock {
     let lock_path = lock_file_of(log);
     let lock = fs::File::options()
         .read(true)
@@ -66,20 +130,24 @@ pub fn hold_lock(log: &Path) -> fs::File {
         .truncate(false)
         .open(&lock_path)
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-    lock.lock().unwrap();
-    lock
+    HeldLock::take(lock, true).expect("take the lock")
 }
 
-/// Whether another process could take `log`'s lock right now: a description of the
-/// test's own tries the flock without waiting, and closing it lets go at once.
-pub fn lock_is_free(log: &Path) -> bool {
+/// The lock of `log`'s lock file if nobody holds it now, without waiting.
+pub fn try_hold_lock(log: &Path) -> Option<HeldLock> {
     let lock_path = lock_file_of(log);
     let lock = fs::File::options()
         .read(true)
         .write(true)
         .open(&lock_path)
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-    lock.try_lock().is_ok()
+    HeldLock::take(lock, false)
+}
+
+/// Whether another process could take `log`'s lock right now: a description of the
+/// test's own tries the lock without waiting, and closing it lets go at once.
+pub fn lock_is_free(log: &Path) -> bool {
+    try_hold_lock(log).is_some()
 }
 
 fn lock_file_of(log: &Path) -> PathBuf {

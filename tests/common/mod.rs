@@ -7,8 +7,10 @@
 pub mod backoff;
 pub mod children;
 pub mod fleet;
+#[cfg(unix)]
 pub mod forked;
 pub mod immutable;
+#[cfg(unix)]
 pub mod inotify;
 pub mod log_files;
 pub mod verifier;
@@ -47,6 +49,17 @@ pub fn entry_command(entry: &str) -> std::process::Command {
     entry_command_of(&std::env::current_exe().expect("current_exe"), entry)
 }
 
+/// Whether a spawn failed because the executable is open for writing (Unix's ETXTBSY).
+fn is_text_busy(error: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    return error.raw_os_error() == Some(libc::ETXTBSY);
+    #[cfg(not(unix))]
+    return {
+        let _ = error;
+        false
+    };
+}
+
 /// Spawns `command`, waiting out ETXTBSY: a test binary copied for an unprivileged child
 /// may still be open for writing in a child that another test thread forked while the
 /// copy was being written, until that child execs.
@@ -54,7 +67,7 @@ pub fn spawn_retrying(command: &mut std::process::Command) -> std::io::Result<st
     let mut attempts = 0;
     loop {
         match command.spawn() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 100 => {
+            Err(e) if is_text_busy(&e) && attempts < 100 => {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }

@@ -399,9 +399,15 @@ pub fn run_writer(spec: &WriterSpec) -> tracing_shared_file::Stats {
                     }
                     attempted = seq + 1;
                     if let Some(ack) = &ack {
+                        #[cfg(unix)]
                         use std::os::unix::fs::FileExt;
-                        ack.write_at(&attempted.to_le_bytes(), 0)
-                            .expect("write the ack file");
+                        #[cfg(windows)]
+                        use std::os::windows::fs::FileExt;
+                        #[cfg(unix)]
+                        let written = ack.write_at(&attempted.to_le_bytes(), 0);
+                        #[cfg(windows)]
+                        let written = ack.seek_write(&attempted.to_le_bytes(), 0);
+                        written.expect("write the ack file");
                     }
                     if !spec.pause.is_zero() {
                         std::thread::sleep(spec.pause);

@@ -13,8 +13,14 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+// Unix-only: inode numbers, symbolic links.
+#[cfg(unix)]
 mod claims;
 mod exit;
 mod feature;
+// Unix-only: signals, EINTR, fork or setrlimit.
+#[cfg(unix)]
 mod hostile_exits;
+// Unix-only: RLIMIT_NOFILE.
+#[cfg(unix)]
 mod many_logs;

@@ -3,7 +3,6 @@
 
 use crate::common;
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -82,7 +81,7 @@ fn writers_killed_at_random_moments_lose_at_most_their_last_event() {
         let (process, mut child) = running.swap_remove(victim);
         let _ = child.kill();
         let status = child.wait().unwrap();
-        if status.signal() == Some(libc::SIGKILL) {
+        if common::children::was_killed(&status) {
             killed.push(process);
         } else {
             assert!(status.success(), "worker {process} failed: {status}");

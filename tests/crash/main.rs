@@ -11,11 +11,17 @@
 mod common;
 
 mod hook_panics;
+// Unix-only: signals, EINTR, fork or setrlimit.
+#[cfg(unix)]
 mod interrupted_calls;
 mod kill;
 mod panics;
 mod panics_release_the_lock;
 mod quiet_panics;
+// Unix-only: a writer killed mid-append by SIGXFSZ under RLIMIT_FSIZE.
+#[cfg(unix)]
 mod repair;
+// Unix-only: signals, EINTR, fork or setrlimit.
+#[cfg(unix)]
 mod signals;
 mod unwinding;

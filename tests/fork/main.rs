@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Fork without exec, as pre-fork servers do: parent and children go on logging to the
 //! same rotating file, and a forked child never keeps its parent's lock alive, whatever
 //! the parent was doing (killed mid-append, at its descriptor limit, building another

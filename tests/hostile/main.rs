@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! A hostile environment while processes log: the directory removed or swapped for a
 //! symlink, the lock file deleted or truncated or replaced by something not ours, a FIFO,
 //! device, socket or symlinks at the log path, the live file moved (noticed within

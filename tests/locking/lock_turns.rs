@@ -134,13 +134,16 @@ fn a_long_batch_lets_a_waiting_writer_in_between_its_rotations() {
 /// native-endian `u64` at byte 112). An internal layout detail (`src/lock/page.rs`,
 /// `WAITERS`), read here because nothing else shows the count without timing writes.
 fn waiters_in_page(lock: &Path) -> u64 {
-    use std::os::unix::fs::FileExt;
     const WAITERS_WORD: u64 = 14;
     let mut word = [0; 8];
-    File::open(lock)
-        .unwrap()
-        .read_exact_at(&mut word, WAITERS_WORD * 8)
-        .unwrap();
+    let file = File::open(lock).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut word, WAITERS_WORD * 8).unwrap();
+    #[cfg(windows)]
+    {
+        let read = std::os::windows::fs::FileExt::seek_read(&file, &mut word, WAITERS_WORD * 8);
+        assert_eq!(read.unwrap(), word.len());
+    }
     u64::from_ne_bytes(word)
 }
 

@@ -8,10 +8,22 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+// Unix-only: FIFOs, devices, permission bits, symbolic links at the lock path.
+#[cfg(unix)]
 mod foreign_lock_file;
+// Unix-only: signals, EINTR, fork or setrlimit.
+#[cfg(unix)]
 mod fork_while_waiting;
+// Unix-only: a holder caught with SIGSTOP.
+#[cfg(unix)]
 mod holders;
+// Unix-only: a holder caught with SIGSTOP.
+#[cfg(unix)]
 mod lock_timeout;
 mod lock_turns;
+// Unix-only: symbolic links swapped in for the lock file.
+#[cfg(unix)]
 mod replaced_lock_file;
+// Unix-only: signals, EINTR, fork or setrlimit.
+#[cfg(unix)]
 mod wait_syscalls;

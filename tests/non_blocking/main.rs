@@ -10,6 +10,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+// Unix-only: flock calls counted with strace.
+#[cfg(unix)]
 mod batch_bounds;
 mod capacity;
 mod close;

@@ -11,7 +11,7 @@
 use crate::common;
 
 use common::children::{start_entry_env, touch};
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -102,8 +102,7 @@ fn queue_memory_stays_bounded(event_len: usize, events: u64) {
 
     // Another process holds the lock, so the background thread cannot write.
     producer.wait_for_file(&dir.path().join("built"));
-    let lock = File::open(format!("{}.lock", log.display())).unwrap();
-    lock.try_lock()
+    let lock = common::log_files::try_hold_lock(&log)
         .expect("nothing else should hold the lock before the producer logs");
     touch(&dir.path().join("locked"));
     producer.wait_for_file(&dir.path().join("measured"));

@@ -1,3 +1,4 @@
+#![cfg(unix)]
 //! Processes of different users sharing one log, and the modes of the files the crate
 //! creates.
 //!

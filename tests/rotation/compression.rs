@@ -14,7 +14,7 @@ use crate::common;
 use common::children::{RunningChild, start_entry};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -173,11 +173,13 @@ impl RotatingChild {
         }
     }
 
+    #[cfg(unix)]
     pub(crate) fn pid(&self) -> libc::pid_t {
         self.child.pid()
     }
 
     /// The `.gz` files there were as the child's last write returned.
+    #[cfg(unix)] // Used by the Unix-only compression_races.
     pub(crate) fn compressed_when_written(&self) -> Vec<String> {
         let text = fs::read_to_string(self.sync.join(format!("gz.{}", self.process))).unwrap();
         text.lines().map(String::from).collect()
@@ -188,6 +190,7 @@ impl RotatingChild {
         self.child.wait(Instant::now() + limit).assert_exited_ok();
     }
 
+    #[cfg(unix)] // Used by the Unix-only compression_races.
     pub(crate) fn kill(self) {
         self.child.kill();
     }
@@ -231,7 +234,9 @@ pub(crate) fn temporaries(log: &Path) -> Vec<String> {
 }
 
 /// The whole content of a gzip file, or why it has none (a truncated one has none).
+#[cfg(unix)] // Used by the Unix-only compression_races.
 pub(crate) fn gunzip(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
     let compressed = fs::read(path).map_err(|e| e.to_string())?;
     if !compressed.starts_with(&[0x1f, 0x8b]) {
         return Err(format!("{} has no gzip header", path.display()));

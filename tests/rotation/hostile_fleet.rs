@@ -6,7 +6,6 @@
 //! temporary file of a dead process survives the next `build()`, no unrelated file is
 //! touched, and retention by short-lived processes keeps exactly the newest archives.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -121,7 +120,7 @@ fn a_mixed_fleet_killed_while_rotating_keeps_every_finished_line_once() {
         let (process, mut child) = running.remove(killed.len() % running.len());
         let _ = child.kill();
         let status = child.wait().unwrap();
-        if status.signal() == Some(libc::SIGKILL) {
+        if common::children::was_killed(&status) {
             killed.push(process);
         } else {
             assert!(status.success(), "worker {process} failed: {status}");

@@ -54,6 +54,8 @@ impl Config {
             .max_bytes(MAX_BYTES)
             .max_files(MAX_FILES);
         match self {
+            // Windows has no file modes (`build()` refuses them): numbered alone there.
+            Config::NumberedWithFileMode if cfg!(windows) => builder,
             Config::NumberedWithFileMode => builder.file_mode(0o640),
             Config::Timestamped => builder.naming(Naming::Timestamped),
             Config::Compressed => builder.naming(Naming::Timestamped).compress(true),
@@ -76,6 +78,13 @@ impl Config {
     }
 }
 
+#[cfg(windows)]
+fn name_max(_dir: &Path) -> usize {
+    // NTFS's limit, in UTF-16 units; every name here is ASCII.
+    255
+}
+
+#[cfg(unix)]
 fn name_max(dir: &Path) -> usize {
     let path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a NUL-terminated path.

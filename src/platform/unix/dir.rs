@@ -11,101 +11,16 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::{FileId, interruptible, retry_interrupted};
+use super::super::common::{Access, Entry, FileId, Kind, retry_interrupted, temporary_name};
+use super::interruptible;
 
 mod listing;
-
-/// What sits at a name in a directory, not following a symbolic link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub(crate) id: FileId,
-    pub(crate) kind: Kind,
-    /// Owner, group and permission bits, for messages about access.
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    pub(crate) mode: u32,
-    pub(crate) len: u64,
-    /// Last modification, in seconds since the Unix epoch.
-    pub(crate) modified: i64,
-    /// And the nanoseconds within that second: archives of both namings rotated in one
-    /// second are told apart by it.
-    pub(crate) modified_nanos: u32,
-}
-
-/// The kinds of directory entry that matter here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    File,
-    Symlink,
-    Directory,
-    /// A FIFO, socket or device.
-    Other,
-}
-
-/// How to open a file in a [`Dir`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Access {
-    pub(crate) read: bool,
-    pub(crate) write: bool,
-    pub(crate) append: bool,
-    /// Create the file if it is missing.
-    pub(crate) create: bool,
-    /// Fail if the file exists (with `create`).
-    pub(crate) exclusive: bool,
-}
-
-impl Access {
-    /// Appending to a log file, created if missing.
-    pub(crate) const APPEND_CREATE: Access = Access {
-        read: false,
-        write: true,
-        append: true,
-        create: true,
-        exclusive: false,
-    };
-    /// Reading and writing a lock file, created if missing.
-    pub(crate) const READ_WRITE_CREATE: Access = Access {
-        read: true,
-        write: true,
-        append: false,
-        create: true,
-        exclusive: false,
-    };
-
-    /// An existing file, read-only or read-write.
-    pub(crate) fn existing(writable: bool) -> Access {
-        Access {
-            read: true,
-            write: writable,
-            append: false,
-            create: false,
-            exclusive: false,
-        }
-    }
-}
 
 /// A directory held open for reading its entries and as the base of every lookup.
 #[derive(Debug)]
 pub(crate) struct Dir {
     file: File,
     id: FileId,
-}
-
-/// The start of every temporary file's name: hidden (the dot keeps it out of every
-/// archive pattern), and short, so that it fits in the directory whatever the log's name.
-pub(crate) const TEMPORARY_PREFIX: &str = ".tracing-shared-file.";
-
-/// The longest name [`temporary_name`] can give: the prefix, a pid and a counter at
-/// their widest, `.tmp`.
-pub(crate) const LONGEST_TEMPORARY: usize =
-    TEMPORARY_PREFIX.len() + "4294967295.18446744073709551615.tmp".len();
-
-/// A name in the same directory, hidden and never taken by two processes or threads:
-/// `.tracing-shared-file.<pid>.<n>.tmp`, which says whose it is.
-fn temporary_name() -> OsString {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    OsString::from(format!("{TEMPORARY_PREFIX}{}.{count}.tmp", super::pid()))
 }
 
 /// Adds the name to an error that is about the name's length, so that a report says
@@ -279,14 +194,6 @@ impl Dir {
         Ok((file, temporary))
     }
 
-    /// Renames the temporary file `temporary` to `name` without replacing anything; if it
-    /// cannot, the temporary file is removed.
-    pub(crate) fn place(&self, temporary: &OsStr, name: &OsStr) -> io::Result<()> {
-        self.rename_exclusive(temporary, name).inspect_err(|_| {
-            let _ = self.remove(temporary);
-        })
-    }
-
     /// Creates `name`, which must not exist, for writing: with exactly the permission
     /// bits `mode` if given, or 0o666 less the umask.
     #[cfg(feature = "compress")]
@@ -426,15 +333,6 @@ impl Dir {
             };
         }
         Ok(Some(max as usize))
-    }
-
-    /// Removes `name` if it is there: a name already gone (another process removed it
-    /// first) is no error.
-    pub(crate) fn remove_if_there(&self, name: &OsStr) -> io::Result<()> {
-        match self.remove(name) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
     }
 }
 

@@ -1,6 +1,5 @@
-//! System calls interrupted by signals (`EINTR`), retried; `errno`; and the test-only
-//! faults that prove every such call is retried, and that no directory is listed under
-//! a log's lock.
+//! System calls interrupted by signals (`EINTR`); `errno`; and the test-only fault that
+//! proves every such call is retried (by `retry_interrupted`, in `common`).
 
 use std::io;
 
@@ -33,17 +32,6 @@ pub(crate) fn set_errno(value: libc::c_int) {
         target_os = "openbsd"
     )))]
     let _ = value;
-}
-
-/// Runs `call` until it does not fail with EINTR: a signal handler installed without
-/// `SA_RESTART` makes blocking system calls return early.
-pub(crate) fn retry_interrupted<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    loop {
-        match call() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            result => return result,
-        }
-    }
 }
 
 /// Makes the system call `call`; in tests, while [`interruptions`] is armed, every other
@@ -89,35 +77,5 @@ pub(crate) mod interruptions {
             INJECTED.set(INJECTED.get() + 1);
         }
         inject
-    }
-}
-
-/// Test-only bookkeeping of the directory listings each thread makes, and of those it
-/// made while holding a log's lock, which no code path should.
-#[cfg(test)]
-pub(crate) mod listings {
-    use std::cell::Cell;
-
-    thread_local! {
-        static HOLDING: Cell<bool> = const { Cell::new(false) };
-        static MADE: Cell<u64> = const { Cell::new(0) };
-        static MADE_HOLDING: Cell<u64> = const { Cell::new(0) };
-    }
-
-    /// This thread took (or let go of) a log's lock.
-    pub(crate) fn locked(holding: bool) {
-        HOLDING.set(holding);
-    }
-
-    pub(in crate::platform) fn listed() {
-        MADE.set(MADE.get() + 1);
-        if HOLDING.get() {
-            MADE_HOLDING.set(MADE_HOLDING.get() + 1);
-        }
-    }
-
-    /// How many listings this thread made, and how many of them while holding a lock.
-    pub(crate) fn made() -> (u64, u64) {
-        (MADE.get(), MADE_HOLDING.get())
     }
 }

@@ -8,17 +8,16 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 mod dir;
 mod interrupted;
-pub(crate) use dir::{Access, Dir, Kind, LONGEST_TEMPORARY, TEMPORARY_PREFIX};
-pub(crate) use interrupted::{interruptible, retry_interrupted, set_errno};
+mod lock;
+use super::common::{AnonymousMemory, FileId, LinksAndLen, SharedPage, retry_interrupted};
+pub(crate) use dir::Dir;
 #[cfg(test)]
-pub(crate) use interrupted::{interruptions, listings};
-
-/// What makes a file the same file: its device and inode, not its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FileId {
-    pub(crate) dev: u64,
-    pub(crate) ino: u64,
-}
+pub(crate) use interrupted::interruptions;
+pub(crate) use interrupted::{interruptible, set_errno};
+pub(crate) use lock::HandleLock;
+#[cfg(feature = "compress")]
+pub(crate) use lock::try_lock;
+pub(crate) use std::fs::symlink_metadata;
 
 impl FileId {
     pub(crate) fn of(metadata: &Metadata) -> Self {
@@ -143,19 +142,15 @@ pub(crate) fn end_of_file(file: &File) -> io::Result<u64> {
 }
 
 /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file.
-pub(crate) fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<usize> {
-    let mut total = 0;
-    while !buf.is_empty() {
-        match retry_interrupted(|| file.read_at(buf, offset))? {
-            0 => break,
-            n => {
-                total += n;
-                offset += n as u64;
-                buf = &mut buf[n..];
-            }
-        }
-    }
-    Ok(total)
+pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    super::common::read_fully_at(buf, offset, |part, at| {
+        retry_interrupted(|| file.read_at(part, at))
+    })
+}
+
+/// Writes `bytes` at the end of `file`, which is open in append mode (`O_APPEND`).
+pub(crate) fn append(file: &File, bytes: &[u8]) -> io::Result<usize> {
+    io::Write::write(&mut &*file, bytes)
 }
 
 /// Writes `bytes` to stderr with `write(2)` directly. `std`'s stderr takes a lock that a
@@ -172,13 +167,6 @@ pub(crate) fn write_stderr(mut bytes: &[u8]) {
         }
         bytes = &bytes[written as usize..];
     }
-}
-
-/// How many names an open file has (0 once it was deleted or renamed over) and its length.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LinksAndLen {
-    pub(crate) links: u64,
-    pub(crate) len: u64,
 }
 
 /// A plain `fstat(2)`: cheaper than the `statx` behind `File::metadata`, and this runs on
@@ -320,26 +308,7 @@ pub(crate) fn close(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// A page of a file mapped shared into memory, so that every process that maps the same
-/// file sees the same words without a syscall per access.
-///
-/// Accessing a mapping past the end of its file raises SIGBUS, so the owner must make sure
-/// the file is at least [`SharedPage::LEN`] long before it reads or writes the page.
-#[derive(Debug)]
-pub(crate) struct SharedPage {
-    ptr: NonNull<AtomicU64>,
-}
-
-// SAFETY: the page is only accessed through atomics.
-unsafe impl Send for SharedPage {}
-// SAFETY: as above.
-unsafe impl Sync for SharedPage {}
-
 impl SharedPage {
-    pub(crate) const LEN: usize = 4096;
-    /// How many 64-bit words the page holds.
-    pub(crate) const WORDS: usize = Self::LEN / 8;
-
     /// Maps the first page of `file`, which must be open for reading and writing.
     pub(crate) fn map(file: &File) -> io::Result<Self> {
         // SAFETY: a fresh shared mapping of a file we hold open; checked for failure below.
@@ -360,13 +329,6 @@ impl SharedPage {
             .ok_or_else(|| io::Error::other("mmap returned null"))?;
         Ok(SharedPage { ptr })
     }
-
-    /// The `index`-th 64-bit word of the page.
-    pub(crate) fn word(&self, index: usize) -> &AtomicU64 {
-        assert!(index < Self::WORDS, "word index out of the page");
-        // SAFETY: in bounds (checked above), page-aligned, and mapped while `self` lives.
-        unsafe { &*self.ptr.as_ptr().add(index) }
-    }
 }
 
 impl Drop for SharedPage {
@@ -377,20 +339,6 @@ impl Drop for SharedPage {
         }
     }
 }
-
-/// Private memory of its own (the non-blocking queue's buffers), mapped without reserving
-/// it against the commit limit where the system allows it (Linux): only the pages used
-/// cost memory. Who writes where is the owner's business.
-#[derive(Debug)]
-pub(crate) struct AnonymousMemory {
-    base: NonNull<u8>,
-    size: usize,
-}
-
-// SAFETY: plain memory owned by this value; its users synchronise their accesses.
-unsafe impl Send for AnonymousMemory {}
-// SAFETY: as above.
-unsafe impl Sync for AnonymousMemory {}
 
 impl AnonymousMemory {
     pub(crate) fn map(size: usize) -> io::Result<Self> {
@@ -414,15 +362,6 @@ impl AnonymousMemory {
         }
         let base = NonNull::new(base.cast()).ok_or_else(|| io::Error::other("mmap returned 0"))?;
         Ok(AnonymousMemory { base, size })
-    }
-
-    /// The first byte; page-aligned.
-    pub(crate) fn as_ptr(&self) -> *mut u8 {
-        self.base.as_ptr()
-    }
-
-    pub(crate) fn size(&self) -> usize {
-        self.size
     }
 }
 

@@ -18,7 +18,7 @@
 //!   ours: it is left alone, and the archive stays plain (which is reported).
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::io;
 
 use crate::platform::{self, Access, Dir, FileId};
@@ -104,7 +104,7 @@ pub(super) fn remove_if_abandoned(dir: &Dir, name: &OsStr) -> io::Result<Found> 
         Err(e) if platform::is_symlink_refusal(&e) => return Ok(Found::Foreign),
         Err(e) => return Err(e),
     };
-    let metadata = file.metadata()?;
+    let metadata = platform::metadata(&file)?;
     if !metadata.is_file() {
         return Ok(Found::Foreign);
     }
@@ -125,11 +125,7 @@ pub(super) fn remove_if_abandoned(dir: &Dir, name: &OsStr) -> io::Result<Found> 
 
 /// Takes `file`'s lock if nobody holds it.
 fn lock(file: &File) -> io::Result<bool> {
-    platform::retry_interrupted(|| match file.try_lock() {
-        Ok(()) => Ok(true),
-        Err(TryLockError::WouldBlock) => Ok(false),
-        Err(TryLockError::Error(error)) => Err(error),
-    })
+    platform::try_lock(file)
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ fn clean(dir: &Dir, log_name: &OsStr, under_locks: &UnderLocks<'_>) -> io::Resul
 /// truncated file, another file) is not ours, and both are left as they are.
 fn finish(dir: &Dir, archive: &OsStr, gz: &OsStr) -> io::Result<()> {
     let open = |name: &OsStr| match dir.open_file(name, Access::existing(false), 0) {
-        Ok(file) if file.metadata()?.is_file() => Ok(Some(file)),
+        Ok(file) if platform::metadata(&file)?.is_file() => Ok(Some(file)),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound || platform::is_symlink_refusal(&e) => {
             Ok(None)
@@ -223,7 +223,7 @@ fn compress(
         }
         Err(e) => return Err(e),
     };
-    let metadata = source.metadata()?;
+    let metadata = platform::metadata(&source)?;
     if !metadata.is_file() {
         return Ok(false);
     }

@@ -6,7 +6,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStringExt;
 
-use super::super::{interruptible, retry_interrupted};
+use super::super::super::common::retry_interrupted;
+use super::super::interruptible;
 use super::{Dir, Kind, c_name, sys};
 
 impl Dir {
@@ -15,7 +16,7 @@ impl Dir {
     /// the stream keeps its place.
     pub(crate) fn list(&self, prefix: &[u8]) -> io::Result<Vec<(OsString, Kind)>> {
         #[cfg(test)]
-        super::super::listings::listed();
+        super::super::super::common::listings::listed();
         // The stream takes its own descriptor, positioned at the start.
         let dot = c_name(OsStr::new("."))?;
         let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
